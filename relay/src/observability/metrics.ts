@@ -1,0 +1,74 @@
+import { RelayMetrics } from '@wingman/shared';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The relay's Prometheus metrics, registered on a registry of its own. */
+export function createRelayMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'wingman_relay_' });
+  const m = {
+    registry,
+    activeSessions: new Gauge({
+      name: RelayMetrics.activeSessions,
+      help: 'Sessions alive on this relay (connected or within the resume grace period)',
+      registers: [registry],
+    }),
+    tunnelConnections: new Gauge({
+      name: RelayMetrics.tunnelConnections,
+      help: 'Open tunnel client WebSocket connections',
+      registers: [registry],
+    }),
+    requests: new Counter({
+      name: RelayMetrics.requestsTotal,
+      help: 'Visitor requests answered, by status class',
+      labelNames: ['status_class'] as const,
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: RelayMetrics.requestDuration,
+      help: 'Visitor request duration from first byte in to last byte out',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    bytesIn: new Counter({
+      name: RelayMetrics.bytesIn,
+      help: 'Visitor request body bytes received',
+      registers: [registry],
+    }),
+    bytesOut: new Counter({
+      name: RelayMetrics.bytesOut,
+      help: 'Response body bytes sent to visitors',
+      registers: [registry],
+    }),
+    websocketStreams: new Gauge({
+      name: RelayMetrics.websocketStreams,
+      help: 'Open visitor WebSocket streams',
+      registers: [registry],
+    }),
+    errors: new Counter({
+      name: RelayMetrics.errorsTotal,
+      help: 'Errors by code (visitor error codes and tunnel protocol errors)',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    inflightStreams: new Gauge({
+      name: RelayMetrics.inflightStreams,
+      help: 'HTTP streams in flight across all tunnels',
+      registers: [registry],
+    }),
+    draining: new Gauge({
+      name: RelayMetrics.draining,
+      help: '1 while the relay drains before shutdown',
+      registers: [registry],
+    }),
+  };
+  // Pre-create the status-class series so dashboards see zeros, not gaps.
+  for (const c of ['1xx', '2xx', '3xx', '4xx', '5xx']) m.requests.inc({ status_class: c }, 0);
+  return m;
+}
+
+export type RelayMetricsSet = ReturnType<typeof createRelayMetrics>;
+
+const CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+export function statusClass(status: number): (typeof CLASSES)[number] {
+  return CLASSES[Math.min(5, Math.max(1, Math.floor(status / 100)))]!;
+}
