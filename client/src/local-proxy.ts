@@ -1,0 +1,374 @@
+import http from 'node:http';
+import {
+  encodeFrame,
+  encodeWindow,
+  encodeWsClose,
+  FrameFlag,
+  FrameType,
+  jsonBytes,
+  parseJson,
+  type RequestHead,
+  type ResponseHead,
+  readWindow,
+  readWsClose,
+  requestHeadSchema,
+  type SessionLimits,
+} from '@wingman/shared';
+import WebSocket from 'ws';
+
+/** One completed request, for the console log. */
+export interface RequestLog {
+  method: string;
+  path: string;
+  status: number;
+  durationMs: number;
+  bytesOut: number;
+  websocket: boolean;
+}
+
+interface HttpStream {
+  kind: 'http';
+  id: number;
+  req: http.ClientRequest;
+  res: http.IncomingMessage | undefined;
+  head: RequestHead;
+  startedAt: number;
+  /** Response bytes the relay will still accept. */
+  credit: number;
+  /** Request-body credit owed back to the relay. */
+  owed: number;
+  paused: boolean;
+  status: number;
+  bytesOut: number;
+  done: boolean;
+}
+
+interface WsStream {
+  kind: 'ws';
+  id: number;
+  ws: WebSocket;
+  head: RequestHead;
+  startedAt: number;
+  credit: number;
+  owed: number;
+  paused: boolean;
+  open: boolean;
+  done: boolean;
+}
+
+type Stream = HttpStream | WsStream;
+
+const HTML_502 = (host: string, port: number, reason: string) =>
+  `<!doctype html><meta charset="utf-8"><title>502 - local app unreachable</title>
+<body style="font-family:system-ui;max-width:40em;margin:4em auto">
+<h1>Local app unreachable</h1>
+<p>The wingman tunnel is up, but nothing answered at <code>${host}:${port}</code> (${reason}).</p>
+<p>Start your app on that port, then reload this page.</p></body>`;
+
+/**
+ * The client side of the tunnel's streams: turns frames from the relay into
+ * requests to the local app and its answers back into frames.
+ */
+export class LocalProxy {
+  private readonly streams = new Map<number, Stream>();
+  private readonly agent: http.Agent;
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    private readonly send: (frame: Uint8Array) => void,
+    private readonly limits: () => SessionLimits,
+    private readonly onComplete: (entry: RequestLog) => void,
+    private readonly preserveHost: boolean,
+  ) {
+    // Keep connections to the local app alive: a new TCP connection per request costs more than the proxying.
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 512, keepAliveMsecs: 10_000 });
+  }
+
+  get activeStreams(): number {
+    return this.streams.size;
+  }
+
+  /** Handle one frame from the relay. */
+  onFrame(type: number, flags: number, streamId: number, payload: Uint8Array): void {
+    const stream = this.streams.get(streamId);
+    switch (type) {
+      case FrameType.RequestHead:
+        if (!stream) this.openHttp(streamId, payload, (flags & FrameFlag.Fin) !== 0);
+        return;
+      case FrameType.WsOpen:
+        if (!stream) this.openWs(streamId, payload);
+        return;
+    }
+    if (!stream) return;
+    switch (type) {
+      case FrameType.Data:
+        if (stream.kind === 'http') this.requestData(stream, payload, (flags & FrameFlag.Fin) !== 0);
+        return;
+      case FrameType.Window: {
+        const inc = readWindow(payload) ?? 0;
+        stream.credit += inc;
+        if (stream.paused && stream.credit > 0) {
+          stream.paused = false;
+          if (stream.kind === 'http') stream.res?.resume();
+          else stream.ws.resume();
+        }
+        return;
+      }
+      case FrameType.Reset:
+        this.destroy(stream);
+        return;
+      case FrameType.WsMessage:
+        if (stream.kind === 'ws' && stream.open) {
+          const len = payload.byteLength;
+          stream.ws.send(payload, { binary: (flags & FrameFlag.Binary) !== 0 }, () => this.oweWs(stream, len));
+        }
+        return;
+      case FrameType.WsClose:
+        if (stream.kind === 'ws') {
+          const { code, reason } = readWsClose(payload);
+          stream.done = true;
+          this.streams.delete(stream.id);
+          if (code === 1005 || code === 1006 || code === 1015) stream.ws.close();
+          else stream.ws.close(code, reason);
+          this.logWs(stream, code);
+        }
+        return;
+    }
+  }
+
+  private openHttp(id: number, payload: Uint8Array, fin: boolean): void {
+    const parsed = parseJson(requestHeadSchema, payload);
+    if (!parsed.ok) {
+      this.send(encodeFrame(FrameType.Reset, id, Buffer.from('BAD_REQUEST_HEAD')));
+      return;
+    }
+    const head = parsed.value;
+    const headers: string[] = [];
+    for (const [k, v] of head.headers) {
+      // Dev servers (Vite, webpack) reject unknown Host headers; the visitor's host stays in X-Forwarded-Host.
+      if (k === 'host' && !this.preserveHost) headers.push(k, `${this.host}:${this.port}`);
+      else headers.push(k, v);
+    }
+    const req = http.request({
+      host: this.host,
+      port: this.port,
+      method: head.method,
+      path: head.path,
+      headers,
+      agent: this.agent,
+      setHost: false,
+    });
+    const stream: HttpStream = {
+      kind: 'http',
+      id,
+      req,
+      res: undefined,
+      head,
+      startedAt: performance.now(),
+      credit: this.limits().streamWindowBytes,
+      owed: 0,
+      paused: false,
+      status: 0,
+      bytesOut: 0,
+      done: false,
+    };
+    this.streams.set(id, stream);
+    req.on('response', (res) => this.onResponse(stream, res));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (stream.done) return;
+      if (!stream.res) {
+        // Nothing reached the visitor yet: answer with a clear page and keep the tunnel up.
+        const body = Buffer.from(HTML_502(this.host, this.port, err.code ?? err.message));
+        const h: ResponseHead = {
+          status: 502,
+          headers: [
+            ['content-type', 'text/html; charset=utf-8'],
+            ['content-length', String(body.byteLength)],
+            ['x-wingman-error', 'LOCAL_UNREACHABLE'],
+          ],
+        };
+        this.send(encodeFrame(FrameType.ResponseHead, id, jsonBytes(h)));
+        this.send(encodeFrame(FrameType.Data, id, body, FrameFlag.Fin));
+        stream.status = 502;
+        this.finish(stream);
+      } else {
+        this.send(encodeFrame(FrameType.Reset, id, Buffer.from('LOCAL_ERROR')));
+        this.finish(stream);
+      }
+    });
+    if (fin) req.end();
+  }
+
+  private requestData(stream: HttpStream, payload: Uint8Array, fin: boolean): void {
+    if (stream.done) return;
+    const len = payload.byteLength;
+    if (len > 0) {
+      stream.req.write(payload, () => {
+        stream.owed += len;
+        // Return credit in batches; the threshold stays below the window so the relay never stalls.
+        if (!stream.done && stream.owed >= this.limits().streamWindowBytes / 4) {
+          this.send(encodeWindow(stream.id, stream.owed));
+          stream.owed = 0;
+        }
+      });
+    }
+    if (fin) stream.req.end();
+  }
+
+  private onResponse(stream: HttpStream, res: http.IncomingMessage): void {
+    if (stream.done) {
+      res.destroy();
+      return;
+    }
+    stream.res = res;
+    stream.status = res.statusCode ?? 502;
+    const raw = res.rawHeaders;
+    const headers: [string, string][] = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!]);
+    const head: ResponseHead = { status: stream.status, statusText: res.statusMessage?.slice(0, 128), headers };
+    this.send(encodeFrame(FrameType.ResponseHead, stream.id, jsonBytes(head)));
+    const max = this.limits().maxFramePayloadBytes;
+    res.on('data', (chunk: Buffer) => {
+      if (stream.done) return;
+      for (let off = 0; off < chunk.byteLength; off += max) {
+        this.send(encodeFrame(FrameType.Data, stream.id, chunk.subarray(off, Math.min(off + max, chunk.byteLength))));
+      }
+      stream.bytesOut += chunk.byteLength;
+      stream.credit -= chunk.byteLength;
+      if (stream.credit <= 0 && !stream.paused) {
+        stream.paused = true;
+        res.pause();
+      }
+    });
+    res.on('end', () => {
+      if (stream.done) return;
+      this.send(encodeFrame(FrameType.Data, stream.id, undefined, FrameFlag.Fin));
+      this.finish(stream);
+    });
+    res.on('error', () => {
+      if (stream.done) return;
+      this.send(encodeFrame(FrameType.Reset, stream.id, Buffer.from('LOCAL_ERROR')));
+      this.finish(stream);
+    });
+  }
+
+  private openWs(id: number, payload: Uint8Array): void {
+    const parsed = parseJson(requestHeadSchema, payload);
+    if (!parsed.ok) {
+      this.send(encodeFrame(FrameType.Reset, id, Buffer.from('BAD_REQUEST_HEAD')));
+      return;
+    }
+    const head = parsed.value;
+    const headers: Record<string, string> = {};
+    let protocols: string[] = [];
+    for (const [k, v] of head.headers) {
+      if (k === 'sec-websocket-protocol') protocols = v.split(',').map((p) => p.trim()).filter(Boolean);
+      else if (k !== 'host') headers[k] = v;
+    }
+    const ws = new WebSocket(`ws://${this.host}:${this.port}${head.path}`, protocols, {
+      headers,
+      perMessageDeflate: false,
+      maxPayload: this.limits().maxFramePayloadBytes,
+    });
+    const stream: WsStream = {
+      kind: 'ws',
+      id,
+      ws,
+      head,
+      startedAt: performance.now(),
+      credit: this.limits().streamWindowBytes,
+      owed: 0,
+      paused: false,
+      open: false,
+      done: false,
+    };
+    this.streams.set(id, stream);
+    ws.on('open', () => {
+      stream.open = true;
+      this.send(encodeFrame(FrameType.WsAccept, id, jsonBytes({ protocol: ws.protocol || undefined })));
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      const h: ResponseHead = { status: res.statusCode ?? 502, headers: [] };
+      this.send(encodeFrame(FrameType.ResponseHead, id, jsonBytes(h), FrameFlag.Fin));
+      stream.done = true;
+      this.streams.delete(id);
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (stream.done) return;
+      this.send(encodeFrame(FrameType.WsMessage, id, data, isBinary ? FrameFlag.Binary : 0));
+      stream.credit -= data.byteLength;
+      if (stream.credit <= 0 && !stream.paused) {
+        stream.paused = true;
+        ws.pause();
+      }
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (stream.done) return;
+      stream.done = true;
+      this.streams.delete(id);
+      if (stream.open) this.send(encodeWsClose(id, code, reason.toString()));
+      else {
+        const h: ResponseHead = { status: 502, headers: [] };
+        this.send(encodeFrame(FrameType.ResponseHead, id, jsonBytes(h), FrameFlag.Fin));
+      }
+      this.logWs(stream, code);
+    });
+    ws.on('error', () => {
+      // 'close' follows and reports to the relay.
+    });
+  }
+
+  private oweWs(stream: WsStream, len: number): void {
+    stream.owed += len;
+    if (!stream.done && stream.owed >= this.limits().streamWindowBytes / 4) {
+      this.send(encodeWindow(stream.id, stream.owed));
+      stream.owed = 0;
+    }
+  }
+
+  private logWs(stream: WsStream, code: number): void {
+    this.onComplete({
+      method: 'WS',
+      path: stream.head.path,
+      status: code,
+      durationMs: performance.now() - stream.startedAt,
+      bytesOut: 0,
+      websocket: true,
+    });
+  }
+
+  private finish(stream: HttpStream): void {
+    stream.done = true;
+    this.streams.delete(stream.id);
+    this.onComplete({
+      method: stream.head.method,
+      path: stream.head.path,
+      status: stream.status,
+      durationMs: performance.now() - stream.startedAt,
+      bytesOut: stream.bytesOut,
+      websocket: false,
+    });
+  }
+
+  private destroy(stream: Stream): void {
+    stream.done = true;
+    this.streams.delete(stream.id);
+    if (stream.kind === 'http') {
+      stream.req.destroy();
+      stream.res?.destroy();
+    } else stream.ws.terminate();
+  }
+
+  /** The tunnel is gone: every stream on it is dead. */
+  destroyAll(): void {
+    for (const s of [...this.streams.values()]) this.destroy(s);
+  }
+
+  close(): void {
+    this.destroyAll();
+    this.agent.destroy();
+  }
+}
