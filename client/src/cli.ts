@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import type { RequestLog } from './local-proxy.ts';
+import { SessionStore } from './session-store.ts';
 import { CLIENT_VERSION, TunnelClient } from './tunnel-client.ts';
 
 const USAGE = `wingman ${CLIENT_VERSION}: share a local development server through a public URL
@@ -88,8 +89,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   const json = values.json === true;
   const a = args.data;
+  const relayUrl = tunnelUrl(a.relay);
+  const store = new SessionStore(relayUrl, a.port);
+  const saved = a.subdomain ? undefined : store.load();
   const client = new TunnelClient({
-    relayUrl: tunnelUrl(a.relay),
+    relayUrl,
+    resume: saved,
     token: a.token,
     localHost: a.host,
     localPort: a.port,
@@ -98,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   const out = new LineWriter();
   client.on('session', (s) => {
+    store.save({ sessionId: s.sessionId, resumeToken: s.resumeToken });
     if (json) out.line(JSON.stringify({ event: 'session', sessionId: s.sessionId, urls: s.urls, resumed: s.resumed, local: `${a.host}:${a.port}` }));
     else if (s.resumed) out.line(`wingman  resumed session ${s.sessionId}`);
     else {
@@ -119,6 +125,7 @@ export async function main(argv: string[]): Promise<number> {
 
   return new Promise<number>((resolveExit) => {
     client.on('fatal', ({ code, reason }) => {
+      store.clear();
       out.flush();
       process.stderr.write(`wingman: relay refused the tunnel (${code}): ${reason}\n`);
       resolveExit(1);
@@ -128,6 +135,7 @@ export async function main(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       client.stop().then(() => {
+        store.clear();
         out.line(json ? JSON.stringify({ event: 'closed' }) : 'wingman  session closed');
         out.flush();
         resolveExit(0);

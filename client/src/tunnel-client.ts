@@ -23,6 +23,8 @@ export interface TunnelClientOptions {
   subdomain?: string | undefined;
   /** Keep the visitor's Host header instead of rewriting it to the local address. */
   preserveHost?: boolean;
+  /** A session to resume first (from a previous run), kept if the relay still holds it. */
+  resume?: { sessionId: string; resumeToken: string } | undefined;
   /** Backoff bounds for reconnects. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -34,6 +36,8 @@ const FATAL_CODES = new Set<number>([
   TunnelCloseCode.Unauthorized,
   TunnelCloseCode.SubdomainTaken,
   TunnelCloseCode.UnsupportedProtocol,
+  // Another wingman process resumed this session; fighting over it would loop forever.
+  TunnelCloseCode.Replaced,
 ]);
 
 const DEFAULT_LIMITS: SessionLimits = {
@@ -74,12 +78,15 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private retryTimer: NodeJS.Timeout | undefined;
   /** Session id to ask for again if resume fails (relay restarted), so the URL stays the same. */
   private wantedId: string | undefined;
+  /** Resume token of the session to continue; survives drops, cleared when the relay forgets the session. */
+  private resumeToken: string | undefined;
   private readonly batcher: FrameBatcher;
   private readonly proxy: LocalProxy;
 
   constructor(private readonly opts: TunnelClientOptions) {
     super();
-    this.wantedId = opts.subdomain;
+    this.wantedId = opts.resume?.sessionId ?? opts.subdomain;
+    this.resumeToken = opts.resume?.resumeToken;
     this.batcher = new FrameBatcher((msg) => this.ws?.send(msg));
     this.proxy = new LocalProxy(
       opts.localHost,
@@ -112,8 +119,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
           protocol: PROTOCOL_VERSION,
           token: this.opts.token,
           localPort: this.opts.localPort,
-          subdomain: this.session ? undefined : this.wantedId,
-          resumeToken: this.session?.resumeToken,
+          subdomain: this.resumeToken ? undefined : this.wantedId,
+          resumeToken: this.resumeToken,
           clientVersion: `wingman/${CLIENT_VERSION}`,
         }),
       );
@@ -145,6 +152,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     }
     this.session = msg;
     this.wantedId = msg.sessionId;
+    this.resumeToken = msg.resumeToken;
     this.limits = msg.limits;
     this.attempt = 0;
     this.emit('session', msg);
@@ -166,7 +174,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     }
     if (code === TunnelCloseCode.ResumeFailed || code === TunnelCloseCode.SessionExpired) {
       // The relay no longer knows the session: start a new one, asking for the same id.
-      this.session = undefined;
+      this.resumeToken = undefined;
     }
     const delay =
       code === TunnelCloseCode.ResumeFailed

@@ -1,0 +1,141 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+const TSX = join(ROOT, 'node_modules/.bin/tsx');
+export const TEST_TOKEN = 'test-token-0123456789';
+
+/** A child process whose stdout lines are kept and can be waited on. */
+export class Proc {
+  readonly lines: string[] = [];
+  private waiters: { match: (l: string) => boolean; resolve: (l: string) => void }[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr = '';
+
+  constructor(readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      this.lines.push(line);
+      this.waiters = this.waiters.filter((w) => {
+        if (!w.match(line)) return true;
+        w.resolve(line);
+        return false;
+      });
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+    });
+    this.exited = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Resolve with the first line (already seen or future) matching, or reject after timeoutMs. */
+  waitFor(match: (line: string) => boolean, timeoutMs = 15_000): Promise<string> {
+    const seen = this.lines.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((res, rej) => {
+      const t = setTimeout(
+        () => rej(new Error(`timed out waiting for output; stdout:\n${this.lines.join('\n')}\nstderr:\n${this.stderr}`)),
+        timeoutMs,
+      );
+      this.waiters.push({ match, resolve: (l) => (clearTimeout(t), res(l)) });
+    });
+  }
+
+  jsonLines(): Record<string, unknown>[] {
+    return this.lines.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill(signal);
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(t);
+  }
+
+  /** Resident set size in bytes, from /proc. */
+  rssBytes(): number {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  }
+}
+
+function spawnTsx(args: string[], env: Record<string, string>): Proc {
+  return new Proc(spawn(TSX, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+export interface RelayProc extends Proc {
+  port: number;
+  url: string;
+}
+
+export async function startRelay(env: Record<string, string> = {}): Promise<RelayProc> {
+  const p = spawnTsx(['relay/src/main.ts'], {
+    HOST: '127.0.0.1',
+    PORT: '0',
+    RELAY_TOKEN: TEST_TOKEN,
+    RELAY_DOMAIN: 'localhost',
+    LOG_LEVEL: 'info',
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'wingman-relay-')),
+    ...env,
+  }) as RelayProc;
+  const line = await p.waitFor((l) => l.includes('"relay listening"'));
+  p.port = (JSON.parse(line) as { port: number }).port;
+  p.url = `http://127.0.0.1:${p.port}`;
+  return p;
+}
+
+export interface AppProc extends Proc {
+  port: number;
+}
+
+export async function startLocalApp(port = 0): Promise<AppProc> {
+  const p = spawnTsx(['test/fixtures/local-app.ts'], { PORT: String(port) }) as AppProc;
+  const line = await p.waitFor((l) => l.startsWith('{"port"'));
+  p.port = (JSON.parse(line) as { port: number }).port;
+  return p;
+}
+
+export interface SessionInfo {
+  sessionId: string;
+  urls: { path: string; host: string };
+  resumed: boolean;
+}
+
+export interface ClientProc extends Proc {
+  home: string;
+  session: SessionInfo;
+}
+
+/** Start `wingman http <port> --json` as a real process and wait for its session. */
+export async function startClient(
+  relay: { url: string },
+  appPort: number,
+  opts: { args?: string[]; home?: string; token?: string; waitSession?: boolean } = {},
+): Promise<ClientProc> {
+  const home = opts.home ?? mkdtempSync(join(tmpdir(), 'wingman-home-'));
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, 'client/bin/wingman.js'), 'http', String(appPort), '--relay', relay.url, '--token', opts.token ?? TEST_TOKEN, '--json', ...(opts.args ?? [])],
+    { cwd: ROOT, env: { ...process.env, WINGMAN_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const p = new Proc(child) as ClientProc;
+  p.home = home;
+  if (opts.waitSession !== false) {
+    const line = await p.waitFor((l) => l.includes('"event":"session"'));
+    p.session = JSON.parse(line) as SessionInfo;
+  }
+  return p;
+}
