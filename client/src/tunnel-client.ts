@@ -38,6 +38,8 @@ const FATAL_CODES = new Set<number>([
   TunnelCloseCode.UnsupportedProtocol,
   // Another wingman process resumed this session; fighting over it would loop forever.
   TunnelCloseCode.Replaced,
+  // SESSION_TIMEOUT is the relay's policy; silently starting a new session would sidestep it.
+  TunnelCloseCode.SessionExpired,
 ]);
 
 const DEFAULT_LIMITS: SessionLimits = {
@@ -172,7 +174,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       this.emit('fatal', { code, reason });
       return;
     }
-    if (code === TunnelCloseCode.ResumeFailed || code === TunnelCloseCode.SessionExpired) {
+    if (code === TunnelCloseCode.ResumeFailed) {
       // The relay no longer knows the session: start a new one, asking for the same id.
       this.resumeToken = undefined;
     }
