@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { tunnelUrl } from './cli.ts';
-import { BATCH_LIMIT_BYTES, FrameBatcher } from './frame-batcher.ts';
 import { backoffDelay } from './tunnel-client.ts';
 
 describe('backoffDelay', () => {
@@ -14,26 +13,6 @@ describe('backoffDelay', () => {
       expect(d).toBeGreaterThanOrEqual(125);
       expect(d).toBeLessThanOrEqual(8000);
     }
-  });
-});
-
-describe('FrameBatcher', () => {
-  it('coalesces frames pushed in one tick into one message, in order', async () => {
-    const out: Uint8Array[] = [];
-    const b = new FrameBatcher((m) => out.push(m));
-    b.push(Uint8Array.from([1]));
-    b.push(Uint8Array.from([2, 3]));
-    expect(out).toHaveLength(0);
-    await new Promise((r) => setImmediate(r));
-    expect(out.map((m) => [...m])).toEqual([[1, 2, 3]]);
-  });
-
-  it('sends large frames at once, after what was pending', () => {
-    const out: Uint8Array[] = [];
-    const b = new FrameBatcher((m) => out.push(m));
-    b.push(Uint8Array.from([9]));
-    b.push(new Uint8Array(BATCH_LIMIT_BYTES));
-    expect(out.map((m) => m.byteLength)).toEqual([1, BATCH_LIMIT_BYTES]);
   });
 });
 

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import {
   decodeFrames,
+  FrameBatcher,
   PROTOCOL_VERSION,
   parseJson,
   relayControlSchema,
@@ -9,7 +10,6 @@ import {
   TunnelCloseCode,
 } from '@wingman/shared';
 import WebSocket from 'ws';
-import { FrameBatcher } from './frame-batcher.ts';
 import { LocalProxy, type RequestLog } from './local-proxy.ts';
 
 export const CLIENT_VERSION = '0.1.0';

@@ -61,6 +61,7 @@ export function createRelay(config: Readonly<RelayConfig>, token: string, log: L
       metrics.activeSessions.set(registry.size);
       const ws = session.tunnel;
       session.tunnel = undefined;
+      session.out.clear();
       if (ws) {
         const data = ws.getUserData() as TunnelSocketData;
         data.session = undefined;
@@ -130,7 +131,15 @@ export function createRelay(config: Readonly<RelayConfig>, token: string, log: L
     const route = routeRequest(visitor.host, url, query, config.RELAY_DOMAIN);
     if (route.kind === 'relay' && route.path === TUNNEL_PATH) {
       if (ctx.draining) return answerError(ctx, res, 'DRAINING');
-      const data: TunnelSocketData = { kind: 'tunnel', ip: visitor.ip, session: undefined, helloTimer: undefined, closing: false };
+      const data: TunnelSocketData = {
+        kind: 'tunnel',
+        ip: visitor.ip,
+        session: undefined,
+        helloTimer: undefined,
+        closing: false,
+        inbound: [],
+        inboundScheduled: false,
+      };
       res.upgrade<SocketData>(data, key, protocol, extensions, context);
       return;
     }
@@ -183,7 +192,7 @@ export function createRelay(config: Readonly<RelayConfig>, token: string, log: L
   const app: TemplatedApp = uws.App();
   app
     .ws<SocketData>(TUNNEL_PATH, {
-      // One frame plus a batch of small coalesced frames (see client/src/frame-batcher.ts).
+      // One frame plus a batch of small coalesced frames (see shared/src/protocol/frame-batcher.ts).
       maxPayloadLength: maxFrame + 256 * 1024,
       idleTimeout: 60,
       sendPingsAutomatically: true,

@@ -57,6 +57,7 @@ export function openHttpStream(
     prefix,
     deadline: undefined,
     headersSent: false,
+    head: undefined,
     status: 0,
     totalSize: undefined,
     sendCredit: config.STREAM_WINDOW_BYTES,
@@ -151,7 +152,8 @@ function onDeadline(ctx: RelayContext, session: Session, stream: HttpStream): vo
 /** Answer the visitor with an error if nothing was sent yet, else cut the connection; then forget the stream. */
 export function failStream(ctx: RelayContext, session: Session, stream: HttpStream, code: VisitorErrorCode): void {
   if (stream.done) return;
-  const status = stream.headersSent ? stream.status : 0;
+  // A head still deferred has not reached the visitor, so a clean error answer is still possible.
+  const status = stream.headersSent && stream.head === undefined ? stream.status : 0;
   finishStream(ctx, session, stream, status);
   if (status === 0) answerError(ctx, stream.res, code, stream.startedAt);
   else {
@@ -206,22 +208,34 @@ export function onResponseHead(ctx: RelayContext, session: Session, stream: Http
   });
   stream.headersSent = true;
   stream.status = head.status;
+  const pending = { status: statusLine(head.status, head.statusText), headers };
+  if (!noBody && !fin) {
+    stream.totalSize = length;
+    stream.head = pending;
+    return;
+  }
   const res = stream.res;
   res.cork(() => {
-    res.writeStatus(statusLine(head.status, head.statusText));
-    for (const [k, v] of headers) res.writeHeader(k, v);
-    if (noBody) {
-      res.endWithoutBody(length);
-      finishStream(ctx, session, stream, head.status);
-      if (!fin) sendReset(session, stream.id, 'NO_BODY_EXPECTED');
-    } else if (fin) {
-      res.end();
-      finishStream(ctx, session, stream, head.status);
-    } else {
-      stream.totalSize = length;
-      res.onWritable(() => onWritable(ctx, session, stream));
-    }
+    writeHead(res, pending);
+    if (noBody) res.endWithoutBody(length);
+    else res.end();
   });
+  finishStream(ctx, session, stream, head.status);
+  if (!fin) sendReset(session, stream.id, 'NO_BODY_EXPECTED');
+}
+
+function writeHead(res: HttpResponse, head: { status: string; headers: [string, string][] }): void {
+  res.writeStatus(head.status);
+  for (const [k, v] of head.headers) res.writeHeader(k, v);
+}
+
+/** Write a deferred head, and arm backpressure handling, before the first body bytes. Call inside cork. */
+function flushHead(ctx: RelayContext, session: Session, stream: HttpStream): void {
+  const head = stream.head;
+  if (!head) return;
+  stream.head = undefined;
+  writeHead(stream.res, head);
+  stream.res.onWritable(() => onWritable(ctx, session, stream));
 }
 
 /** The client's Data frame for an HTTP stream: write to the visitor, honouring backpressure. */
@@ -244,6 +258,7 @@ export function onResponseData(ctx: RelayContext, session: Session, stream: Http
   const res = stream.res;
   if (stream.totalSize === undefined) {
     res.cork(() => {
+      flushHead(ctx, session, stream);
       if (payload.byteLength > 0 && !res.write(payload)) stream.blocked = true;
       if (fin) {
         res.end();
@@ -254,14 +269,17 @@ export function onResponseData(ctx: RelayContext, session: Session, stream: Http
     return;
   }
   if (stream.queue.length > 0) {
-    stream.queue.push(payload.slice());
+    stream.queue.push(payload);
     return;
   }
-  res.cork(() => writeKnownLength(ctx, session, stream, payload, true));
+  res.cork(() => {
+    flushHead(ctx, session, stream);
+    writeKnownLength(ctx, session, stream, payload);
+  });
 }
 
 /** tryEnd one chunk of a Content-Length body. Returns false when the visitor socket is full. */
-function writeKnownLength(ctx: RelayContext, session: Session, stream: HttpStream, chunk: Uint8Array, copy: boolean): boolean {
+function writeKnownLength(ctx: RelayContext, session: Session, stream: HttpStream, chunk: Uint8Array): boolean {
   const res = stream.res;
   const total = stream.totalSize!;
   const before = res.getWriteOffset();
@@ -282,9 +300,8 @@ function writeKnownLength(ctx: RelayContext, session: Session, stream: HttpStrea
   }
   const written = res.getWriteOffset() - before;
   stream.blocked = true;
-  const rest = chunk.subarray(written);
-  // Keep a copy: the frame payload is a view into a message buffer that uWS reclaims.
-  stream.queue.unshift(copy ? rest.slice() : rest);
+  // Payloads are views of the relay's own copy of the message (see processInbound), safe to keep.
+  stream.queue.unshift(chunk.subarray(written));
   owe(session, stream, written, ctx.config.STREAM_WINDOW_BYTES);
   return false;
 }
@@ -294,7 +311,7 @@ function onWritable(ctx: RelayContext, session: Session, stream: HttpStream): bo
   if (stream.totalSize !== undefined) {
     while (stream.queue.length > 0) {
       const chunk = stream.queue.shift()!;
-      if (!writeKnownLength(ctx, session, stream, chunk, false)) return false;
+      if (!writeKnownLength(ctx, session, stream, chunk)) return false;
       if (stream.done) return true;
     }
   }

@@ -4,12 +4,12 @@ import type { Session } from './session-registry.ts';
 /** Tunnel socket backpressure above which visitor uploads pause until `drain`. */
 export const TUNNEL_HIGH_WATER_BYTES = 1024 * 1024;
 
-/** Send bytes on a session's tunnel. False when there is no tunnel or the frame was dropped. */
-export function sendToClient(session: Session, bytes: Uint8Array): boolean {
-  const ws = session.tunnel;
-  if (!ws) return false;
-  // 0 = sent, 1 = buffered (backpressure), 2 = dropped; behavior closes on the backpressure limit.
-  return ws.send(bytes, true) !== 2;
+/**
+ * Queue a frame for the session's client; frames queued in one tick go out as
+ * one message. Dropped when there is no tunnel (its streams have failed already).
+ */
+export function sendToClient(session: Session, bytes: Uint8Array): void {
+  if (session.tunnel) session.out.push(bytes);
 }
 
 export function tunnelBackpressured(session: Session): boolean {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { FrameBatcher } from '@wingman/shared';
 import type { HttpResponse, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 
 /** userData of every uWS WebSocket: a tunnel client or a visitor. */
@@ -8,8 +9,15 @@ export interface TunnelSocketData {
   ip: string;
   session: Session | undefined;
   helloTimer: NodeJS.Timeout | undefined;
-  /** Set once the relay has closed this socket itself, so `close` knows the reason. */
+  /** Set once the socket is closing or closed (by either side): it must not be used after. */
   closing: boolean;
+  /**
+   * Binary messages waiting to be processed outside uWS's message callback.
+   * uWS corks the tunnel socket during that callback, and while one socket is
+   * corked no visitor response can be corked: each header would be its own syscall.
+   */
+  inbound: Uint8Array[];
+  inboundScheduled: boolean;
 }
 export interface VisitorSocketData {
   kind: 'visitor';
@@ -28,8 +36,13 @@ export interface HttpStream {
   prefix: string;
   /** The one deadline: answers 504 if the response head has not arrived. */
   deadline: NodeJS.Timeout | undefined;
-  /** Response head written to the visitor. */
+  /** Response head accepted from the client (it may still wait in `head` for the first body bytes). */
   headersSent: boolean;
+  /**
+   * Status line and headers not yet written: uWS cannot send a head without
+   * body bytes, so it goes out with the first chunk in one write.
+   */
+  head: { status: string; headers: [string, string][] } | undefined;
   /** Response head arrived and its status, for metrics. */
   status: number;
   /** Content-Length of the response when known: body is written with tryEnd. */
@@ -82,6 +95,8 @@ export interface Session {
   localPort: number;
   clientVersion: string;
   tunnel: WebSocket<SocketData> | undefined;
+  /** Frames to the client, coalesced per tick into one WebSocket message. */
+  out: FrameBatcher;
   streams: Map<number, Stream>;
   nextStreamId: number;
   /** Streams whose uploads wait for the tunnel socket to drain. */
@@ -142,6 +157,7 @@ export class SessionRegistry {
   add(init: { id: string; clientIp: string; localPort: number; clientVersion: string; timeoutMs: number }): Session {
     const now = Date.now();
     const s: Session = {
+      out: new FrameBatcher((msg) => s.tunnel?.send(msg, true)),
       id: init.id,
       resumeToken: randomBytes(24).toString('base64url'),
       createdAt: now,

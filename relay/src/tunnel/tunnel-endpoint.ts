@@ -42,42 +42,57 @@ export function tunnelMessage(
 ): void {
   if (data.closing) return;
   if (!isBinary) return onControl(ctx, ws, data, decodeText(new Uint8Array(message)));
-  const session = data.session;
-  if (!session) return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, 'data frame before hello');
-  const decoded = decodeFrames(new Uint8Array(message), ctx.config.MAX_FRAME_PAYLOAD_BYTES);
-  if (!decoded.ok) {
-    ctx.metrics.errors.inc({ code: decoded.error.code });
-    ctx.log.warn({ sessionId: session.id, code: decoded.error.code, err: decoded.error.message }, 'malformed frame; closing tunnel');
-    return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, `${decoded.error.code}: ${decoded.error.message}`.slice(0, 120));
+  if (!data.session) return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, 'data frame before hello');
+  // Copy: `message` is neutered when this callback returns. Frame payloads below are views of the copy.
+  data.inbound.push(new Uint8Array(message.slice(0)));
+  if (!data.inboundScheduled) {
+    data.inboundScheduled = true;
+    setImmediate(processInbound, ctx, ws, data);
   }
-  for (const f of decoded.frames) {
-    const stream = session.streams.get(f.streamId);
-    // Streams end on both sides independently; frames for a stream already gone are normal.
-    if (!stream) continue;
-    if (stream.kind === 'ws') {
-      onWsFrame(ctx, session, stream, f.type, f.flags, f.payload);
-      continue;
+}
+
+function processInbound(ctx: RelayContext, ws: WebSocket<SocketData>, data: TunnelSocketData): void {
+  data.inboundScheduled = false;
+  const messages = data.inbound;
+  data.inbound = [];
+  for (const message of messages) {
+    const session = data.session;
+    if (data.closing || !session) return;
+    const decoded = decodeFrames(message, ctx.config.MAX_FRAME_PAYLOAD_BYTES);
+    if (!decoded.ok) {
+      ctx.metrics.errors.inc({ code: decoded.error.code });
+      ctx.log.warn({ sessionId: session.id, code: decoded.error.code, err: decoded.error.message }, 'malformed frame; closing tunnel');
+      return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, `${decoded.error.code}: ${decoded.error.message}`.slice(0, 120));
     }
-    const fin = (f.flags & FrameFlag.Fin) !== 0;
-    switch (f.type) {
-      case FrameType.ResponseHead:
-        onResponseHead(ctx, session, stream, f.payload, fin);
-        break;
-      case FrameType.Data:
-        onResponseData(ctx, session, stream, f.payload, fin);
-        break;
-      case FrameType.Window: {
-        const inc = readWindow(f.payload);
-        if (inc === undefined) return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, 'bad window frame');
-        stream.sendCredit += inc;
-        maybeResumeUpload(session, stream);
-        break;
+    for (const f of decoded.frames) {
+      const stream = session.streams.get(f.streamId);
+      // Streams end on both sides independently; frames for a stream already gone are normal.
+      if (!stream) continue;
+      if (stream.kind === 'ws') {
+        onWsFrame(ctx, session, stream, f.type, f.flags, f.payload);
+        continue;
       }
-      case FrameType.Reset:
-        onHttpReset(ctx, session, stream, decodeText(f.payload));
-        break;
-      default:
-        return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, `frame type ${f.type} not valid from a client`);
+      const fin = (f.flags & FrameFlag.Fin) !== 0;
+      switch (f.type) {
+        case FrameType.ResponseHead:
+          onResponseHead(ctx, session, stream, f.payload, fin);
+          break;
+        case FrameType.Data:
+          onResponseData(ctx, session, stream, f.payload, fin);
+          break;
+        case FrameType.Window: {
+          const inc = readWindow(f.payload);
+          if (inc === undefined) return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, 'bad window frame');
+          stream.sendCredit += inc;
+          maybeResumeUpload(session, stream);
+          break;
+        }
+        case FrameType.Reset:
+          onHttpReset(ctx, session, stream, decodeText(f.payload));
+          break;
+        default:
+          return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, `frame type ${f.type} not valid from a client`);
+      }
     }
   }
 }
@@ -196,11 +211,14 @@ export function failAllStreams(ctx: RelayContext, session: Session): void {
 
 export function tunnelClose(ctx: RelayContext, data: TunnelSocketData, code: number): void {
   ctx.metrics.tunnelConnections.dec();
+  data.closing = true;
+  data.inbound = [];
   if (data.helloTimer) clearTimeout(data.helloTimer);
   const session = data.session;
   data.session = undefined;
   if (!session || session.tunnel === undefined) return;
   session.tunnel = undefined;
+  session.out.clear();
   failAllStreams(ctx, session);
   if (!ctx.registry.sessions.has(session.id)) return;
   ctx.log.info({ sessionId: session.id, code, graceMs: ctx.config.RESUME_GRACE_MS }, 'tunnel dropped; holding session for resume');

@@ -1,6 +1,7 @@
 /**
  * Coalesces frames written in the same tick into one WebSocket message, so a
- * small response (head + body + FIN) costs one message and one syscall.
+ * small response (head + body + FIN) costs one message and one syscall, and
+ * a burst of request heads under load shares one message too.
  * Frames of BATCH_LIMIT_BYTES or more are never held back behind a batch.
  */
 export const BATCH_LIMIT_BYTES = 64 * 1024;

@@ -1,0 +1,66 @@
+/**
+ * Shared pieces of the benchmark scripts: child processes, wrk runs and its
+ * output parsing. Every target is on loopback; every run is bounded in time.
+ */
+import { execFileSync, execSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+
+export { type AppProc, type RelayProc, startClient, startLocalApp, startRelay } from '../test/helpers/processes.ts';
+
+export interface WrkResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  mibPerS: number;
+  errors: number;
+  requests: number;
+}
+
+/** Install wrk from Debian's packages if it is missing. */
+export function ensureWrk(): void {
+  execSync('node scripts/setup.mjs --skip-npm --system=wrk', { stdio: 'inherit' });
+}
+
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+const UNIT_BYTES: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 };
+
+function ms(text: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text.trim());
+  if (!m) throw new Error(`cannot parse wrk latency "${text}"`);
+  return Number(m[1]) * UNIT_MS[m[2]!]!;
+}
+
+/** Parse `wrk --latency` output. Exported for its unit test. */
+export function parseWrk(out: string): WrkResult {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const transfer = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(out);
+  const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1];
+  const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1];
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  if (!Number.isFinite(rps) || !transfer || !p50 || !p99) throw new Error(`cannot parse wrk output:\n${out}`);
+  const socketErrors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+  return {
+    rps,
+    p50Ms: ms(p50),
+    p99Ms: ms(p99),
+    mibPerS: (Number(transfer[1]) * UNIT_BYTES[transfer[2]!]!) / 1024 ** 2,
+    errors: socketErrors + non2xx,
+    requests,
+  };
+}
+
+/** One wrk run against a loopback URL. */
+export function wrk(url: string, connections: number, seconds: number, headers: string[] = []): WrkResult {
+  if (!/^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)[:/]/.test(url)) throw new Error(`benchmarks only target loopback, not ${url}`);
+  const args = ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--latency', '--timeout', '5s'];
+  for (const h of headers) args.push('-H', h);
+  return parseWrk(execFileSync('wrk', [...args, url], { encoding: 'utf8' }));
+}
+
+export function benchArgs<T extends Record<string, { type: 'string' | 'boolean'; default?: string | boolean }>>(options: T) {
+  return parseArgs({ args: process.argv.slice(2), options: { smoke: { type: 'boolean', default: false }, ...options } }).values;
+}
+
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
