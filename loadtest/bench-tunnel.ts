@@ -15,6 +15,8 @@ const seconds = Number(args.seconds ?? (args.smoke ? 2 : 10));
 ensureWrk();
 const [app, relay] = await Promise.all([startLocalApp(), startRelay()]);
 const client = await startClient(relay, app.port);
+// The client still prints its per-request line, as users see it; we just do not parse it here.
+client.discardOutput();
 try {
   const direct = `http://127.0.0.1:${app.port}`;
   const tunnel = client.session.urls.path.replace(/\/$/, '');
@@ -24,7 +26,10 @@ try {
 
   const small = { direct: wrk(`${direct}/64`, 32, seconds), tunnel: wrk(`${tunnel}/64`, 32, seconds) };
   const mib = 1024 * 1024;
-  const large = { direct: wrk(`${direct}/bytes/${mib}`, 4, seconds), tunnel: wrk(`${tunnel}/bytes/${mib}`, 4, seconds) };
+  const large = {
+    direct: wrk(`${direct}/bytes/${mib}`, 4, seconds),
+    tunnel: wrk(`${tunnel}/bytes/${mib}`, 4, seconds),
+  };
 
   process.stderr.write(
     `64 B @32c: direct ${round(small.direct.rps, 0)} rps, tunnel ${round(small.tunnel.rps, 0)} rps (p50 ${small.tunnel.p50Ms} ms, p99 ${small.tunnel.p99Ms} ms)\n` +

@@ -5,7 +5,13 @@
 import { execFileSync, execSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 
-export { type AppProc, type RelayProc, startClient, startLocalApp, startRelay } from '../test/helpers/processes.ts';
+export {
+  type AppProc,
+  type RelayProc,
+  startClient,
+  startLocalApp,
+  startRelay,
+} from '../test/helpers/processes.ts';
 
 export interface WrkResult {
   rps: number;
@@ -53,14 +59,20 @@ export function parseWrk(out: string): WrkResult {
 
 /** One wrk run against a loopback URL. */
 export function wrk(url: string, connections: number, seconds: number, headers: string[] = []): WrkResult {
-  if (!/^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)[:/]/.test(url)) throw new Error(`benchmarks only target loopback, not ${url}`);
+  if (!/^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)[:/]/.test(url))
+    throw new Error(`benchmarks only target loopback, not ${url}`);
   const args = ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--latency', '--timeout', '5s'];
   for (const h of headers) args.push('-H', h);
   return parseWrk(execFileSync('wrk', [...args, url], { encoding: 'utf8' }));
 }
 
-export function benchArgs<T extends Record<string, { type: 'string' | 'boolean'; default?: string | boolean }>>(options: T) {
-  return parseArgs({ args: process.argv.slice(2), options: { smoke: { type: 'boolean', default: false }, ...options } }).values;
+export function benchArgs<
+  T extends Record<string, { type: 'string' | 'boolean'; default?: string | boolean }>,
+>(options: T) {
+  return parseArgs({
+    args: process.argv.slice(2),
+    options: { smoke: { type: 'boolean', default: false }, ...options },
+  }).values;
 }
 
 export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;

@@ -39,11 +39,16 @@ if (missing.length > 0) {
   const asRoot = process.getuid?.() === 0;
   const sudo = asRoot ? '' : 'sudo ';
   if (!asRoot && !has('sudo')) {
-    log(`missing Debian packages: ${missing.join(' ')}. Install them with: apt-get install -y ${missing.join(' ')}`);
+    log(
+      `missing Debian packages: ${missing.join(' ')}. Install them with: apt-get install -y ${missing.join(' ')}`,
+    );
     process.exit(1);
   }
   log(`installing Debian packages: ${missing.join(' ')}`);
-  execSync(`${sudo}apt-get update -qq && ${sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing.join(' ')}`, {
-    stdio: 'inherit',
-  });
+  execSync(
+    `${sudo}apt-get update -qq && ${sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing.join(' ')}`,
+    {
+      stdio: 'inherit',
+    },
+  );
 }

@@ -104,7 +104,16 @@ export async function main(argv: string[]): Promise<number> {
   const out = new LineWriter();
   client.on('session', (s) => {
     store.save({ sessionId: s.sessionId, resumeToken: s.resumeToken });
-    if (json) out.line(JSON.stringify({ event: 'session', sessionId: s.sessionId, urls: s.urls, resumed: s.resumed, local: `${a.host}:${a.port}` }));
+    if (json)
+      out.line(
+        JSON.stringify({
+          event: 'session',
+          sessionId: s.sessionId,
+          urls: s.urls,
+          resumed: s.resumed,
+          local: `${a.host}:${a.port}`,
+        }),
+      );
     else if (s.resumed) out.line(`wingman  resumed session ${s.sessionId}`);
     else {
       out.line(`wingman  session ${s.sessionId}  ->  http://${a.host}:${a.port}`);
@@ -113,15 +122,24 @@ export async function main(argv: string[]): Promise<number> {
     }
   });
   client.on('request', (r: RequestLog) => {
-    if (json) out.line(JSON.stringify({ event: 'request', ...r, durationMs: Math.round(r.durationMs * 10) / 10 }));
-    else out.line(`${r.method.padEnd(7)} ${r.path.length > 60 ? `${r.path.slice(0, 57)}...` : r.path.padEnd(60)} ${r.status}  ${r.durationMs.toFixed(1)}ms`);
+    if (json)
+      out.line(JSON.stringify({ event: 'request', ...r, durationMs: Math.round(r.durationMs * 10) / 10 }));
+    else
+      out.line(
+        `${r.method.padEnd(7)} ${r.path.length > 60 ? `${r.path.slice(0, 57)}...` : r.path.padEnd(60)} ${r.status}  ${r.durationMs.toFixed(1)}ms`,
+      );
   });
   client.on('disconnected', (d) => {
     const msg = { event: 'disconnected', code: d.code, reason: d.reason, retryInMs: d.retryInMs };
     if (json) out.line(JSON.stringify(msg));
-    else out.line(`wingman  disconnected (${d.code} ${d.reason || 'no reason'}); reconnecting in ${d.retryInMs}ms`);
+    else
+      out.line(
+        `wingman  disconnected (${d.code} ${d.reason || 'no reason'}); reconnecting in ${d.retryInMs}ms`,
+      );
   });
-  client.on('goaway', (reason) => out.line(json ? JSON.stringify({ event: 'goaway', reason }) : `wingman  relay going away: ${reason}`));
+  client.on('goaway', (reason) =>
+    out.line(json ? JSON.stringify({ event: 'goaway', reason }) : `wingman  relay going away: ${reason}`),
+  );
 
   return new Promise<number>((resolveExit) => {
     client.on('fatal', ({ code, reason }) => {

@@ -1,3 +1,3 @@
-export { type RequestLog } from './local-proxy.ts';
-export { backoffDelay, CLIENT_VERSION, TunnelClient, type TunnelClientOptions } from './tunnel-client.ts';
 export { tunnelUrl } from './cli.ts';
+export type { RequestLog } from './local-proxy.ts';
+export { backoffDelay, CLIENT_VERSION, TunnelClient, type TunnelClientOptions } from './tunnel-client.ts';

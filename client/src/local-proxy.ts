@@ -121,7 +121,9 @@ export class LocalProxy {
       case FrameType.WsMessage:
         if (stream.kind === 'ws' && stream.open) {
           const len = payload.byteLength;
-          stream.ws.send(payload, { binary: (flags & FrameFlag.Binary) !== 0 }, () => this.oweWs(stream, len));
+          stream.ws.send(payload, { binary: (flags & FrameFlag.Binary) !== 0 }, () =>
+            this.oweWs(stream, len),
+          );
         }
         return;
       case FrameType.WsClose:
@@ -226,13 +228,19 @@ export class LocalProxy {
     const raw = res.rawHeaders;
     const headers: [string, string][] = [];
     for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!]);
-    const head: ResponseHead = { status: stream.status, statusText: res.statusMessage?.slice(0, 128), headers };
+    const head: ResponseHead = {
+      status: stream.status,
+      statusText: res.statusMessage?.slice(0, 128),
+      headers,
+    };
     this.send(encodeFrame(FrameType.ResponseHead, stream.id, jsonBytes(head)));
     const max = this.limits().maxFramePayloadBytes;
     res.on('data', (chunk: Buffer) => {
       if (stream.done) return;
       for (let off = 0; off < chunk.byteLength; off += max) {
-        this.send(encodeFrame(FrameType.Data, stream.id, chunk.subarray(off, Math.min(off + max, chunk.byteLength))));
+        this.send(
+          encodeFrame(FrameType.Data, stream.id, chunk.subarray(off, Math.min(off + max, chunk.byteLength))),
+        );
       }
       stream.bytesOut += chunk.byteLength;
       stream.credit -= chunk.byteLength;
@@ -263,7 +271,11 @@ export class LocalProxy {
     const headers: Record<string, string> = {};
     let protocols: string[] = [];
     for (const [k, v] of head.headers) {
-      if (k === 'sec-websocket-protocol') protocols = v.split(',').map((p) => p.trim()).filter(Boolean);
+      if (k === 'sec-websocket-protocol')
+        protocols = v
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean);
       else if (k !== 'host') headers[k] = v;
     }
     const ws = new WebSocket(`ws://${this.host}:${this.port}${head.path}`, protocols, {

@@ -15,7 +15,11 @@ export type SavedSession = z.infer<typeof savedSchema>;
 export class SessionStore {
   private readonly file: string;
 
-  constructor(relayUrl: string, localPort: number, dir = process.env.WINGMAN_HOME ?? join(homedir(), '.wingman')) {
+  constructor(
+    relayUrl: string,
+    localPort: number,
+    dir = process.env.WINGMAN_HOME ?? join(homedir(), '.wingman'),
+  ) {
     const key = createHash('sha256').update(`${relayUrl}|${localPort}`).digest('hex').slice(0, 16);
     this.file = join(dir, `session-${key}.json`);
   }

@@ -26,6 +26,8 @@ describe('relay config', () => {
 
   it('requires RELAY_TOKEN in production', () => {
     expect(() => loadRelayConfig({ NODE_ENV: 'production' })).toThrow(/RELAY_TOKEN: required/);
-    expect(loadRelayConfig({ NODE_ENV: 'production', RELAY_TOKEN: 'a-long-token' }).RELAY_TOKEN).toBe('a-long-token');
+    expect(loadRelayConfig({ NODE_ENV: 'production', RELAY_TOKEN: 'a-long-token' }).RELAY_TOKEN).toBe(
+      'a-long-token',
+    );
   });
 });

@@ -42,6 +42,8 @@ export const relayConfigSchema = z
 
 export type RelayConfig = z.output<typeof relayConfigSchema>;
 
-export function loadRelayConfig(env: Record<string, string | undefined> = process.env): Readonly<RelayConfig> {
+export function loadRelayConfig(
+  env: Record<string, string | undefined> = process.env,
+): Readonly<RelayConfig> {
   return loadConfig(relayConfigSchema, env);
 }

@@ -1,6 +1,6 @@
+import type { HttpResponse } from 'uWebSockets.js';
 import type { Logger, VisitorErrorCode } from '@wingman/shared';
 import { STATUS_TEXT, VisitorErrors, visitorErrorBody } from '@wingman/shared';
-import type { HttpResponse } from 'uWebSockets.js';
 import type { RelayConfig } from './config.ts';
 import type { RelayMetricsSet } from './observability/metrics.ts';
 import type { Session, SessionRegistry } from './tunnel/session-registry.ts';
@@ -27,7 +27,12 @@ export const statusLine = (status: number, text?: string): string =>
  * Answer a visitor with a catalogued error: small JSON body, no-store.
  * Call only while `res` is valid (not aborted, not ended).
  */
-export function answerError(ctx: RelayContext, res: HttpResponse, code: VisitorErrorCode, startedAt?: number): void {
+export function answerError(
+  ctx: RelayContext,
+  res: HttpResponse,
+  code: VisitorErrorCode,
+  startedAt?: number,
+): void {
   const { status } = VisitorErrors[code];
   res.cork(() => {
     res

@@ -86,15 +86,23 @@ describe('session lifetime, failure answers and shutdown', () => {
   });
 
   it('enforces body, header and stream limits with 413, 431 and 503', async () => {
-    const { relay, base } = await stack({ MAX_BODY_BYTES: '1000', MAX_HEADER_BYTES: '2048', MAX_STREAMS_PER_SESSION: '2' });
+    const { relay, base } = await stack({
+      MAX_BODY_BYTES: '1000',
+      MAX_HEADER_BYTES: '2048',
+      MAX_STREAMS_PER_SESSION: '2',
+    });
     const big = await request(`${base}echo`, { method: 'POST', body: Buffer.alloc(1001) });
     expect(big.status).toBe(413);
     // Chunked bodies are counted as they stream.
     const chunked = await new Promise<number>((resolve, reject) => {
-      const req = http.request(`${base}echo`, { method: 'POST', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = http.request(
+        `${base}echo`,
+        { method: 'POST', headers: { 'transfer-encoding': 'chunked' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.write(Buffer.alloc(800));
       req.end(Buffer.alloc(800));

@@ -1,13 +1,24 @@
+import type {
+  HttpRequest,
+  HttpResponse,
+  TemplatedApp,
+  us_listen_socket,
+  us_socket_context_t,
+} from 'uWebSockets.js';
 import type { Logger } from '@wingman/shared';
 import { createLogger, TunnelCloseCode } from '@wingman/shared';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import type { RelayConfig } from './config.ts';
 import { answerError, type RelayContext } from './context.ts';
 import { openHttpStream, type VisitorRequest } from './ingress/http-proxy.ts';
 import { type Route, routeRequest } from './ingress/route.ts';
 import { openWsStream, visitorSocket } from './ingress/ws-proxy.ts';
 import { createRelayMetrics } from './observability/metrics.ts';
-import { type Session, SessionRegistry, type SocketData, type TunnelSocketData } from './tunnel/session-registry.ts';
+import {
+  type Session,
+  SessionRegistry,
+  type SocketData,
+  type TunnelSocketData,
+} from './tunnel/session-registry.ts';
 import {
   closeTunnel,
   failAllStreams,
@@ -35,7 +46,11 @@ const END_CODES = {
   shutdown: [TunnelCloseCode.GoingAway, 'relay shutting down'],
 } as const;
 
-export function createRelay(config: Readonly<RelayConfig>, token: string, log: Logger = createLogger('relay', config.LOG_LEVEL)): Relay {
+export function createRelay(
+  config: Readonly<RelayConfig>,
+  token: string,
+  log: Logger = createLogger('relay', config.LOG_LEVEL),
+): Relay {
   const uws = loadNativeUws();
   const metrics = createRelayMetrics();
   const registry = new SessionRegistry(config.EXPIRED_MEMORY_MS);
@@ -91,9 +106,14 @@ export function createRelay(config: Readonly<RelayConfig>, token: string, log: L
   }
 
   /** Shared visitor checks for HTTP and WebSocket: answer errors here, return the live session otherwise. */
-  function resolveSession(res: HttpResponse, route: Route & { kind: 'session' }, req: VisitorRequest): Session | undefined {
+  function resolveSession(
+    res: HttpResponse,
+    route: Route & { kind: 'session' },
+    req: VisitorRequest,
+  ): Session | undefined {
     if (ctx.draining) return void answerError(ctx, res, 'DRAINING', req.startedAt);
-    if (req.headerBytes > config.MAX_HEADER_BYTES) return void answerError(ctx, res, 'HEADERS_TOO_LARGE', req.startedAt);
+    if (req.headerBytes > config.MAX_HEADER_BYTES)
+      return void answerError(ctx, res, 'HEADERS_TOO_LARGE', req.startedAt);
     const found = registry.lookup(route.sessionId);
     if (found.kind === 'expired') return void answerError(ctx, res, 'SESSION_EXPIRED', req.startedAt);
     if (found.kind === 'unknown') return void answerError(ctx, res, 'SESSION_NOT_FOUND', req.startedAt);
@@ -112,7 +132,9 @@ export function createRelay(config: Readonly<RelayConfig>, token: string, log: L
       case 'bad-id':
         return answerError(ctx, res, 'BAD_SESSION_ID', visitor.startedAt);
       case 'add-slash':
-        res.cork(() => res.writeStatus('308 Permanent Redirect').writeHeader('location', route.location).end());
+        res.cork(() =>
+          res.writeStatus('308 Permanent Redirect').writeHeader('location', route.location).end(),
+        );
         return;
       case 'session': {
         const session = resolveSession(res, route, visitor);
@@ -146,7 +168,8 @@ export function createRelay(config: Readonly<RelayConfig>, token: string, log: L
     if (route.kind === 'bad-id') return answerError(ctx, res, 'BAD_SESSION_ID', visitor.startedAt);
     if (route.kind !== 'session') return answerError(ctx, res, 'NOT_FOUND', visitor.startedAt);
     const session = resolveSession(res, route, visitor);
-    if (session) openWsStream(ctx, res, session, visitor, route.path, route.prefix, { key, extensions, context });
+    if (session)
+      openWsStream(ctx, res, session, visitor, route.path, route.prefix, { key, extensions, context });
   }
 
   function serveRelayEndpoint(res: HttpResponse, method: string, path: string): void {
@@ -201,7 +224,8 @@ export function createRelay(config: Readonly<RelayConfig>, token: string, log: L
       closeOnBackpressureLimit: 1,
       upgrade: onUpgrade,
       open: (ws) => tunnelOpen(ctx, ws, ws.getUserData() as TunnelSocketData),
-      message: (ws, message, isBinary) => tunnelMessage(ctx, ws, ws.getUserData() as TunnelSocketData, message, isBinary),
+      message: (ws, message, isBinary) =>
+        tunnelMessage(ctx, ws, ws.getUserData() as TunnelSocketData, message, isBinary),
       drain: (ws) => tunnelDrain((ws.getUserData() as TunnelSocketData).session),
       close: (ws, code) => tunnelClose(ctx, ws.getUserData() as TunnelSocketData, code),
     })
@@ -253,13 +277,18 @@ export function createRelay(config: Readonly<RelayConfig>, token: string, log: L
       if (listenSocket) uws.us_listen_socket_close(listenSocket);
       listenSocket = undefined;
       // 2. Tell tunnel clients to go away (and come back, to this or another relay).
-      const goaway = JSON.stringify({ type: 'goaway', reason: 'relay shutting down', reconnectAfterMs: 1000 });
+      const goaway = JSON.stringify({
+        type: 'goaway',
+        reason: 'relay shutting down',
+        reconnectAfterMs: 1000,
+      });
       for (const s of registry.sessions.values()) s.tunnel?.send(goaway, false);
       // 3. Drain in-flight HTTP streams up to the deadline.
       const deadline = Date.now() + config.DRAIN_TIMEOUT_MS;
       const inflight = () => {
         let n = 0;
-        for (const s of registry.sessions.values()) for (const st of s.streams.values()) if (st.kind === 'http') n++;
+        for (const s of registry.sessions.values())
+          for (const st of s.streams.values()) if (st.kind === 'http') n++;
         return n;
       };
       while (inflight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -5,7 +5,6 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 export const TEST_TOKEN = 'test-token-0123456789';
 
 /** A child process whose stdout lines are kept and can be waited on. */
@@ -15,8 +14,11 @@ export class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr = '';
 
+  private readonly rl: ReturnType<typeof createInterface>;
+
   constructor(readonly child: ChildProcess) {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    this.rl = createInterface({ input: child.stdout! });
+    this.rl.on('line', (line) => {
       this.lines.push(line);
       this.waiters = this.waiters.filter((w) => {
         if (!w.match(line)) return true;
@@ -30,6 +32,12 @@ export class Proc {
     this.exited = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })));
   }
 
+  /** Stop keeping stdout lines (benchmarks: reading them would steal CPU from the system under test). */
+  discardOutput(): void {
+    this.rl.close();
+    this.child.stdout!.resume();
+  }
+
   get pid(): number {
     return this.child.pid!;
   }
@@ -40,10 +48,21 @@ export class Proc {
     if (seen) return Promise.resolve(seen);
     return new Promise((res, rej) => {
       const t = setTimeout(
-        () => rej(new Error(`timed out waiting for output; stdout:\n${this.lines.join('\n')}\nstderr:\n${this.stderr}`)),
+        () =>
+          rej(
+            new Error(
+              `timed out waiting for output; stdout:\n${this.lines.join('\n')}\nstderr:\n${this.stderr}`,
+            ),
+          ),
         timeoutMs,
       );
-      this.waiters.push({ match, resolve: (l) => (clearTimeout(t), res(l)) });
+      this.waiters.push({
+        match,
+        resolve: (l) => {
+          clearTimeout(t);
+          res(l);
+        },
+      });
     });
   }
 
@@ -72,8 +91,15 @@ export class Proc {
   }
 }
 
-function spawnTsx(args: string[], env: Record<string, string>): Proc {
-  return new Proc(spawn(TSX, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+/** Run a TypeScript entry point in one node process (not the tsx CLI, which would add a wrapper process). */
+export function spawnTs(args: string[], env: Record<string, string> = {}): Proc {
+  return new Proc(
+    spawn(process.execPath, ['--import', 'tsx', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
 }
 
 export interface RelayProc extends Proc {
@@ -82,7 +108,7 @@ export interface RelayProc extends Proc {
 }
 
 export async function startRelay(env: Record<string, string> = {}): Promise<RelayProc> {
-  const p = spawnTsx(['relay/src/main.ts'], {
+  const p = spawnTs(['relay/src/main.ts'], {
     HOST: '127.0.0.1',
     PORT: '0',
     RELAY_TOKEN: TEST_TOKEN,
@@ -102,7 +128,7 @@ export interface AppProc extends Proc {
 }
 
 export async function startLocalApp(port = 0): Promise<AppProc> {
-  const p = spawnTsx(['test/fixtures/local-app.ts'], { PORT: String(port) }) as AppProc;
+  const p = spawnTs(['test/fixtures/local-app.ts'], { PORT: String(port) }) as AppProc;
   const line = await p.waitFor((l) => l.startsWith('{"port"'));
   p.port = (JSON.parse(line) as { port: number }).port;
   return p;
@@ -128,7 +154,17 @@ export async function startClient(
   const home = opts.home ?? mkdtempSync(join(tmpdir(), 'wingman-home-'));
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'client/bin/wingman.js'), 'http', String(appPort), '--relay', relay.url, '--token', opts.token ?? TEST_TOKEN, '--json', ...(opts.args ?? [])],
+    [
+      join(ROOT, 'client/bin/wingman.js'),
+      'http',
+      String(appPort),
+      '--relay',
+      relay.url,
+      '--token',
+      opts.token ?? TEST_TOKEN,
+      '--json',
+      ...(opts.args ?? []),
+    ],
     { cwd: ROOT, env: { ...process.env, WINGMAN_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const p = new Proc(child) as ClientProc;

@@ -1,3 +1,4 @@
+import type { HttpResponse } from 'uWebSockets.js';
 import {
   encodeFrame,
   FrameFlag,
@@ -8,7 +9,6 @@ import {
   responseHeadSchema,
   type VisitorErrorCode,
 } from '@wingman/shared';
-import type { HttpResponse } from 'uWebSockets.js';
 import { answerError, type RelayContext, statusLine } from '../context.ts';
 import { statusClass } from '../observability/metrics.ts';
 import { sendCredit, sendReset, sendToClient, tunnelBackpressured } from '../tunnel/send.ts';
@@ -36,7 +36,8 @@ export function openHttpStream(
   prefix: string,
 ): void {
   const { config, metrics } = ctx;
-  if (session.streams.size >= config.MAX_STREAMS_PER_SESSION) return answerError(ctx, res, 'STREAM_LIMIT', req.startedAt);
+  if (session.streams.size >= config.MAX_STREAMS_PER_SESSION)
+    return answerError(ctx, res, 'STREAM_LIMIT', req.startedAt);
   let contentLength = -1;
   let chunked = false;
   for (const [k, v] of req.headers) {
@@ -95,7 +96,13 @@ export function openHttpStream(
   if (hasBody) res.onData((ab, isLast) => onUpload(ctx, session, stream, ab, isLast));
 }
 
-function onUpload(ctx: RelayContext, session: Session, stream: HttpStream, ab: ArrayBuffer, isLast: boolean): void {
+function onUpload(
+  ctx: RelayContext,
+  session: Session,
+  stream: HttpStream,
+  ab: ArrayBuffer,
+  isLast: boolean,
+): void {
   if (stream.done) return;
   const max = ctx.config.MAX_FRAME_PAYLOAD_BYTES;
   stream.bytesIn += ab.byteLength;
@@ -150,7 +157,12 @@ function onDeadline(ctx: RelayContext, session: Session, stream: HttpStream): vo
 }
 
 /** Answer the visitor with an error if nothing was sent yet, else cut the connection; then forget the stream. */
-export function failStream(ctx: RelayContext, session: Session, stream: HttpStream, code: VisitorErrorCode): void {
+export function failStream(
+  ctx: RelayContext,
+  session: Session,
+  stream: HttpStream,
+  code: VisitorErrorCode,
+): void {
   if (stream.done) return;
   // A head still deferred has not reached the visitor, so a clean error answer is still possible.
   const status = stream.headersSent && stream.head === undefined ? stream.status : 0;
@@ -177,14 +189,23 @@ function finishStream(ctx: RelayContext, session: Session, stream: HttpStream, s
 }
 
 /** The client's ResponseHead frame for an HTTP stream. */
-export function onResponseHead(ctx: RelayContext, session: Session, stream: HttpStream, payload: Uint8Array, fin: boolean): void {
+export function onResponseHead(
+  ctx: RelayContext,
+  session: Session,
+  stream: HttpStream,
+  payload: Uint8Array,
+  fin: boolean,
+): void {
   if (stream.headersSent) {
     sendReset(session, stream.id, 'DUPLICATE_HEAD');
     return failStream(ctx, session, stream, 'BAD_UPSTREAM_RESPONSE');
   }
   const parsed = parseJson(responseHeadSchema, payload);
   if (!parsed.ok) {
-    ctx.log.warn({ sessionId: session.id, streamId: stream.id, err: parsed.error }, 'invalid response head from client');
+    ctx.log.warn(
+      { sessionId: session.id, streamId: stream.id, err: parsed.error },
+      'invalid response head from client',
+    );
     sendReset(session, stream.id, 'BAD_RESPONSE_HEAD');
     return failStream(ctx, session, stream, 'BAD_UPSTREAM_RESPONSE');
   }
@@ -239,7 +260,13 @@ function flushHead(ctx: RelayContext, session: Session, stream: HttpStream): voi
 }
 
 /** The client's Data frame for an HTTP stream: write to the visitor, honouring backpressure. */
-export function onResponseData(ctx: RelayContext, session: Session, stream: HttpStream, payload: Uint8Array, fin: boolean): void {
+export function onResponseData(
+  ctx: RelayContext,
+  session: Session,
+  stream: HttpStream,
+  payload: Uint8Array,
+  fin: boolean,
+): void {
   if (!stream.headersSent) {
     sendReset(session, stream.id, 'DATA_BEFORE_HEAD');
     return failStream(ctx, session, stream, 'BAD_UPSTREAM_RESPONSE');
@@ -279,7 +306,12 @@ export function onResponseData(ctx: RelayContext, session: Session, stream: Http
 }
 
 /** tryEnd one chunk of a Content-Length body. Returns false when the visitor socket is full. */
-function writeKnownLength(ctx: RelayContext, session: Session, stream: HttpStream, chunk: Uint8Array): boolean {
+function writeKnownLength(
+  ctx: RelayContext,
+  session: Session,
+  stream: HttpStream,
+  chunk: Uint8Array,
+): boolean {
   const res = stream.res;
   const total = stream.totalSize!;
   const before = res.getWriteOffset();
@@ -336,6 +368,7 @@ function owe(session: Session, stream: HttpStream, bytes: number, threshold: num
 
 /** The client's Reset frame for an HTTP stream. */
 export function onHttpReset(ctx: RelayContext, session: Session, stream: HttpStream, code: string): void {
-  const known: VisitorErrorCode = code === 'LOCAL_UNREACHABLE' || code === 'LOCAL_TIMEOUT' ? code : 'STREAM_RESET';
+  const known: VisitorErrorCode =
+    code === 'LOCAL_UNREACHABLE' || code === 'LOCAL_TIMEOUT' ? code : 'STREAM_RESET';
   failStream(ctx, session, stream, known);
 }

@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { forwardRequestHeaders, rewriteCookiePath, rewriteLocation, rewriteResponseHeaders } from './rewrite.ts';
+import {
+  forwardRequestHeaders,
+  rewriteCookiePath,
+  rewriteLocation,
+  rewriteResponseHeaders,
+} from './rewrite.ts';
 
-const info = { visitorIp: '203.0.113.9', proto: 'https' as const, host: 'abc.example.com', prefix: '', trustProxy: false };
+const info = {
+  visitorIp: '203.0.113.9',
+  proto: 'https' as const,
+  host: 'abc.example.com',
+  prefix: '',
+  trustProxy: false,
+};
 
 describe('forwardRequestHeaders', () => {
   it('drops hop-by-hop headers, including those named in Connection, and sets X-Forwarded-*', () => {
@@ -65,7 +76,11 @@ describe('forwardRequestHeaders', () => {
 });
 
 describe('response rewriting', () => {
-  const rw = { prefix: '/session/abcdefgh', publicOrigin: 'https://relay.test', localOrigins: ['http://localhost:3000'] };
+  const rw = {
+    prefix: '/session/abcdefgh',
+    publicOrigin: 'https://relay.test',
+    localOrigins: ['http://localhost:3000'],
+  };
 
   it.each([
     ['/login', '/session/abcdefgh/login'],
@@ -85,7 +100,9 @@ describe('response rewriting', () => {
   });
 
   it('prefixes explicit cookie paths only', () => {
-    expect(rewriteCookiePath('a=1; Path=/; HttpOnly', '/session/abcdefgh')).toBe('a=1; Path=/session/abcdefgh/; HttpOnly');
+    expect(rewriteCookiePath('a=1; Path=/; HttpOnly', '/session/abcdefgh')).toBe(
+      'a=1; Path=/session/abcdefgh/; HttpOnly',
+    );
     expect(rewriteCookiePath('a=1; path=/api', '/p')).toBe('a=1; path=/p/api');
     expect(rewriteCookiePath('a=1; Secure', '/p')).toBe('a=1; Secure');
   });

@@ -43,7 +43,11 @@ export interface ForwardInfo {
 }
 
 /** Request headers as the local app should see them. `headers` have lower-case names (uWS gives them so). */
-export function forwardRequestHeaders(headers: HeaderPairs, info: ForwardInfo, forWebSocket = false): HeaderPairs {
+export function forwardRequestHeaders(
+  headers: HeaderPairs,
+  info: ForwardInfo,
+  forWebSocket = false,
+): HeaderPairs {
   const extra = connectionTokens(headers);
   const out: HeaderPairs = [];
   let priorXff: string | undefined;
@@ -108,5 +112,8 @@ export function rewriteLocation(location: string, rw: ResponseRewrite): string {
 
 /** Prefix an explicit `Path=` attribute; cookies without one default to the request's directory, already under the prefix. */
 export function rewriteCookiePath(cookie: string, prefix: string): string {
-  return cookie.replace(/(;\s*path=)(\/[^;]*)/i, (_m, attr: string, path: string) => `${attr}${prefix}${path}`);
+  return cookie.replace(
+    /(;\s*path=)(\/[^;]*)/i,
+    (_m, attr: string, path: string) => `${attr}${prefix}${path}`,
+  );
 }

@@ -4,14 +4,40 @@ import { routeRequest, subdomainOf } from './route.ts';
 
 describe('routeRequest', () => {
   it.each([
-    ['relay.test', '/session/abcdefgh/x/y', 'q=1', { kind: 'session', sessionId: 'abcdefgh', hostKind: 'path', path: '/x/y?q=1', prefix: '/session/abcdefgh' }],
-    ['relay.test', '/session/abcdefgh/', '', { kind: 'session', sessionId: 'abcdefgh', hostKind: 'path', path: '/', prefix: '/session/abcdefgh' }],
+    [
+      'relay.test',
+      '/session/abcdefgh/x/y',
+      'q=1',
+      {
+        kind: 'session',
+        sessionId: 'abcdefgh',
+        hostKind: 'path',
+        path: '/x/y?q=1',
+        prefix: '/session/abcdefgh',
+      },
+    ],
+    [
+      'relay.test',
+      '/session/abcdefgh/',
+      '',
+      { kind: 'session', sessionId: 'abcdefgh', hostKind: 'path', path: '/', prefix: '/session/abcdefgh' },
+    ],
     ['relay.test', '/session/abcdefgh', 'a=b', { kind: 'add-slash', location: '/session/abcdefgh/?a=b' }],
     ['relay.test', '/session/abc/x', '', { kind: 'bad-id', hostKind: 'path' }],
     ['relay.test', '/session/abc-defgh/x', '', { kind: 'bad-id', hostKind: 'path' }],
     ['relay.test', '/session/', '', { kind: 'bad-id', hostKind: 'path' }],
-    ['abcdefgh.relay.test', '/x', 'y=1', { kind: 'session', sessionId: 'abcdefgh', hostKind: 'host', path: '/x?y=1', prefix: '' }],
-    ['ABCDEFGH.Relay.Test:8080', '/', '', { kind: 'session', sessionId: 'abcdefgh', hostKind: 'host', path: '/', prefix: '' }],
+    [
+      'abcdefgh.relay.test',
+      '/x',
+      'y=1',
+      { kind: 'session', sessionId: 'abcdefgh', hostKind: 'host', path: '/x?y=1', prefix: '' },
+    ],
+    [
+      'ABCDEFGH.Relay.Test:8080',
+      '/',
+      '',
+      { kind: 'session', sessionId: 'abcdefgh', hostKind: 'host', path: '/', prefix: '' },
+    ],
     ['bad_id.relay.test', '/', '', { kind: 'bad-id', hostKind: 'host' }],
     ['a.b.relay.test', '/health', '', { kind: 'relay', path: '/health' }],
     ['relay.test', '/health', '', { kind: 'relay', path: '/health' }],

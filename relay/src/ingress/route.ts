@@ -41,7 +41,9 @@ export function routeRequest(host: string, url: string, query: string, relayDoma
 export function subdomainOf(host: string, relayDomain: string): string | undefined {
   const colon = host.lastIndexOf(':');
   // Strip a port, but not the colons of a bare IPv6 literal.
-  const name = (colon > 0 && !host.endsWith(']') && host.indexOf(':') === colon ? host.slice(0, colon) : host).toLowerCase();
+  const name = (
+    colon > 0 && !host.endsWith(']') && host.indexOf(':') === colon ? host.slice(0, colon) : host
+  ).toLowerCase();
   const suffix = `.${relayDomain.toLowerCase()}`;
   if (!name.endsWith(suffix)) return undefined;
   const label = name.slice(0, -suffix.length);

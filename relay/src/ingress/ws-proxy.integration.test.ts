@@ -9,7 +9,11 @@ import {
   startRelay,
 } from '../../../test/helpers/processes.ts';
 
-function open(url: string, protocols: string[] = [], headers: Record<string, string> = {}): Promise<WebSocket> {
+function open(
+  url: string,
+  protocols: string[] = [],
+  headers: Record<string, string> = {},
+): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, { headers });
     ws.once('open', () => resolve(ws));
@@ -19,10 +23,14 @@ function open(url: string, protocols: string[] = [], headers: Record<string, str
 }
 
 const nextMessage = (ws: WebSocket) =>
-  new Promise<{ data: Buffer; isBinary: boolean }>((resolve) => ws.once('message', (data: Buffer, isBinary) => resolve({ data, isBinary })));
+  new Promise<{ data: Buffer; isBinary: boolean }>((resolve) =>
+    ws.once('message', (data: Buffer, isBinary) => resolve({ data, isBinary })),
+  );
 
 const closed = (ws: WebSocket) =>
-  new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
 
 describe('WebSocket passthrough: visitor <-> relay <-> client <-> local app', () => {
   let relay: RelayProc;
@@ -84,13 +92,17 @@ describe('WebSocket passthrough: visitor <-> relay <-> client <-> local app', ()
   });
 
   it('works on host-based URLs', async () => {
-    const ws = await open(`ws://127.0.0.1:${relay.port}/h`, [], { host: new URL(client.session.urls.host).host });
+    const ws = await open(`ws://127.0.0.1:${relay.port}/h`, [], {
+      host: new URL(client.session.urls.host).host,
+    });
     ws.send('via host');
     expect((await nextMessage(ws)).data.toString()).toBe('via host');
     ws.close();
   });
 
   it('answers upgrades for unknown sessions with 404', async () => {
-    await expect(open(`ws://127.0.0.1:${relay.port}/session/nosuchsession1/`)).rejects.toThrow('unexpected 404');
+    await expect(open(`ws://127.0.0.1:${relay.port}/session/nosuchsession1/`)).rejects.toThrow(
+      'unexpected 404',
+    );
   });
 });

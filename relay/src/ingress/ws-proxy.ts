@@ -1,3 +1,4 @@
+import type { HttpResponse, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import {
   encodeFrame,
   encodeWsClose,
@@ -12,7 +13,6 @@ import {
   type VisitorErrorCode,
   wsAcceptSchema,
 } from '@wingman/shared';
-import type { HttpResponse, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { answerError, type RelayContext, statusLine } from '../context.ts';
 import { sendCredit, sendReset, sendToClient } from '../tunnel/send.ts';
 import type { Session, SocketData, VisitorSocketData, WsStream } from '../tunnel/session-registry.ts';
@@ -85,7 +85,12 @@ function endWsStream(session: Session, stream: WsStream): void {
 }
 
 /** Fail a stream whose upgrade has not completed, with a catalogued error. */
-export function refuseUpgrade(ctx: RelayContext, session: Session, stream: WsStream, code: VisitorErrorCode): void {
+export function refuseUpgrade(
+  ctx: RelayContext,
+  session: Session,
+  stream: WsStream,
+  code: VisitorErrorCode,
+): void {
   endWsStream(session, stream);
   const up = stream.upgrade;
   stream.upgrade = undefined;
@@ -93,7 +98,13 @@ export function refuseUpgrade(ctx: RelayContext, session: Session, stream: WsStr
 }
 
 /** Fail a stream in any phase: refuse a pending upgrade, or close an open visitor socket. */
-export function failWsStream(ctx: RelayContext, session: Session, stream: WsStream, code: VisitorErrorCode, closeCode: number): void {
+export function failWsStream(
+  ctx: RelayContext,
+  session: Session,
+  stream: WsStream,
+  code: VisitorErrorCode,
+  closeCode: number,
+): void {
   if (stream.done) return;
   if (stream.ws) {
     endWsStream(session, stream);
@@ -102,7 +113,14 @@ export function failWsStream(ctx: RelayContext, session: Session, stream: WsStre
 }
 
 /** Frames from the client for a WebSocket stream. */
-export function onWsFrame(ctx: RelayContext, session: Session, stream: WsStream, type: number, flags: number, payload: Uint8Array): void {
+export function onWsFrame(
+  ctx: RelayContext,
+  session: Session,
+  stream: WsStream,
+  type: number,
+  flags: number,
+  payload: Uint8Array,
+): void {
   switch (type) {
     case FrameType.WsAccept: {
       const up = stream.upgrade;
@@ -117,7 +135,9 @@ export function onWsFrame(ctx: RelayContext, session: Session, stream: WsStream,
       stream.upgrade = undefined;
       if (up.aborted) return;
       const data: VisitorSocketData = { kind: 'visitor', session, streamId: stream.id };
-      up.res.cork(() => up.res.upgrade<SocketData>(data, up.key, parsed.value.protocol ?? '', up.extensions, up.context));
+      up.res.cork(() =>
+        up.res.upgrade<SocketData>(data, up.key, parsed.value.protocol ?? '', up.extensions, up.context),
+      );
       return;
     }
     case FrameType.ResponseHead: {
@@ -175,11 +195,17 @@ function flushWsCredit(ctx: RelayContext, session: Session, stream: WsStream): v
   }
 }
 
+/** The live stream behind a visitor socket, if it has not ended. */
+function liveStream(data: VisitorSocketData): WsStream | undefined {
+  const stream = data.session.streams.get(data.streamId);
+  return stream?.kind === 'ws' && !stream.done ? stream : undefined;
+}
+
 /** uWS open/message/close/drain for visitor sockets. */
 export const visitorSocket = {
   open(ctx: RelayContext, ws: WebSocket<SocketData>, data: VisitorSocketData): void {
-    const stream = data.session.streams.get(data.streamId);
-    if (!stream || stream.kind !== 'ws' || stream.done) {
+    const stream = liveStream(data);
+    if (!stream) {
       ws.end(1011, 'tunnel stream gone');
       return;
     }
@@ -187,9 +213,15 @@ export const visitorSocket = {
     ctx.metrics.websocketStreams.inc();
     ctx.metrics.requests.inc({ status_class: '1xx' });
   },
-  message(ctx: RelayContext, ws: WebSocket<SocketData>, data: VisitorSocketData, message: ArrayBuffer, isBinary: boolean): void {
-    const stream = data.session.streams.get(data.streamId);
-    if (!stream || stream.kind !== 'ws' || stream.done) return;
+  message(
+    ctx: RelayContext,
+    ws: WebSocket<SocketData>,
+    data: VisitorSocketData,
+    message: ArrayBuffer,
+    isBinary: boolean,
+  ): void {
+    const stream = liveStream(data);
+    if (!stream) return;
     stream.unacked += message.byteLength;
     if (stream.unacked > unackedLimit(ctx)) {
       // uWS cannot pause a WebSocket's reads, so a visitor outrunning the local app is closed instead.
@@ -206,14 +238,14 @@ export const visitorSocket = {
   },
   close(ctx: RelayContext, data: VisitorSocketData, code: number, message: ArrayBuffer): void {
     ctx.metrics.websocketStreams.dec();
-    const stream = data.session.streams.get(data.streamId);
-    if (!stream || stream.kind !== 'ws' || stream.done) return;
+    const stream = liveStream(data);
+    if (!stream) return;
     endWsStream(data.session, stream);
     sendToClient(data.session, encodeWsClose(stream.id, code, Buffer.from(message).toString()));
   },
   drain(data: VisitorSocketData): void {
-    const stream = data.session.streams.get(data.streamId);
-    if (stream && stream.kind === 'ws' && stream.creditOwed > 0) {
+    const stream = liveStream(data);
+    if (stream && stream.creditOwed > 0) {
       sendCredit(data.session, stream.id, stream.creditOwed);
       stream.creditOwed = 0;
     }

@@ -1,6 +1,6 @@
+import type { HttpResponse, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { randomBytes } from 'node:crypto';
 import { FrameBatcher } from '@wingman/shared';
-import type { HttpResponse, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 
 /** userData of every uWS WebSocket: a tunnel client or a visitor. */
 export type SocketData = TunnelSocketData | VisitorSocketData;
@@ -154,7 +154,13 @@ export class SessionRegistry {
     return this.byToken.get(token);
   }
 
-  add(init: { id: string; clientIp: string; localPort: number; clientVersion: string; timeoutMs: number }): Session {
+  add(init: {
+    id: string;
+    clientIp: string;
+    localPort: number;
+    clientVersion: string;
+    timeoutMs: number;
+  }): Session {
     const now = Date.now();
     const s: Session = {
       out: new FrameBatcher((msg) => s.tunnel?.send(msg, true)),

@@ -29,7 +29,13 @@ async function rawTunnel(relay: RelayProc, hello: Record<string, unknown> | stri
   return { ws, closed, firstText };
 }
 
-const goodHello = { type: 'hello', protocol: PROTOCOL_VERSION, token: TEST_TOKEN, localPort: 3000, clientVersion: 'test/1' };
+const goodHello = {
+  type: 'hello',
+  protocol: PROTOCOL_VERSION,
+  token: TEST_TOKEN,
+  localPort: 3000,
+  clientVersion: 'test/1',
+};
 
 describe('tunnel endpoint', () => {
   let relay: RelayProc;
@@ -55,7 +61,10 @@ describe('tunnel endpoint', () => {
 
   it('refuses a hello without the token with a clear close code', async () => {
     const { closed } = await rawTunnel(relay, { ...goodHello, token: undefined });
-    expect(await closed).toEqual({ code: TunnelCloseCode.Unauthorized, reason: 'unauthorized: missing or wrong token' });
+    expect(await closed).toEqual({
+      code: TunnelCloseCode.Unauthorized,
+      reason: 'unauthorized: missing or wrong token',
+    });
     const wrong = await rawTunnel(relay, { ...goodHello, token: 'not-the-token' });
     expect((await wrong.closed).code).toBe(TunnelCloseCode.Unauthorized);
   });
@@ -135,7 +144,10 @@ describe('tunnel endpoint', () => {
     const t2 = await rawTunnel(small, goodHello);
     await t2.firstText;
     const t3 = await rawTunnel(small, goodHello);
-    expect(await t3.closed).toEqual({ code: TunnelCloseCode.AtCapacity, reason: 'relay at capacity (MAX_SESSIONS)' });
+    expect(await t3.closed).toEqual({
+      code: TunnelCloseCode.AtCapacity,
+      reason: 'relay at capacity (MAX_SESSIONS)',
+    });
     expect((await request(`${small.url}/ready`)).status).toBe(503);
     t1.ws.send(JSON.stringify({ type: 'close' }));
     t2.ws.send(JSON.stringify({ type: 'close' }));

@@ -1,3 +1,4 @@
+import type { WebSocket } from 'uWebSockets.js';
 import { timingSafeEqual } from 'node:crypto';
 import {
   clientControlSchema,
@@ -12,9 +13,14 @@ import {
   type SessionMessage,
   TunnelCloseCode,
 } from '@wingman/shared';
-import type { WebSocket } from 'uWebSockets.js';
 import type { RelayContext } from '../context.ts';
-import { failStream, maybeResumeUpload, onHttpReset, onResponseData, onResponseHead } from '../ingress/http-proxy.ts';
+import {
+  failStream,
+  maybeResumeUpload,
+  onHttpReset,
+  onResponseData,
+  onResponseHead,
+} from '../ingress/http-proxy.ts';
 import { failWsStream, onWsFrame } from '../ingress/ws-proxy.ts';
 import { newSessionId, type Session, type SocketData, type TunnelSocketData } from './session-registry.ts';
 
@@ -22,7 +28,12 @@ import { newSessionId, type Session, type SocketData, type TunnelSocketData } fr
 const HELLO_TIMEOUT_MS = 10_000;
 
 /** Close a tunnel socket once, with an application close code. */
-export function closeTunnel(ws: WebSocket<SocketData>, data: TunnelSocketData, code: number, reason: string): void {
+export function closeTunnel(
+  ws: WebSocket<SocketData>,
+  data: TunnelSocketData,
+  code: number,
+  reason: string,
+): void {
   if (data.closing) return;
   data.closing = true;
   ws.end(code, reason);
@@ -30,7 +41,10 @@ export function closeTunnel(ws: WebSocket<SocketData>, data: TunnelSocketData, c
 
 export function tunnelOpen(ctx: RelayContext, ws: WebSocket<SocketData>, data: TunnelSocketData): void {
   ctx.metrics.tunnelConnections.inc();
-  data.helloTimer = setTimeout(() => closeTunnel(ws, data, TunnelCloseCode.BadHello, 'no hello received'), HELLO_TIMEOUT_MS);
+  data.helloTimer = setTimeout(
+    () => closeTunnel(ws, data, TunnelCloseCode.BadHello, 'no hello received'),
+    HELLO_TIMEOUT_MS,
+  );
 }
 
 export function tunnelMessage(
@@ -61,8 +75,16 @@ function processInbound(ctx: RelayContext, ws: WebSocket<SocketData>, data: Tunn
     const decoded = decodeFrames(message, ctx.config.MAX_FRAME_PAYLOAD_BYTES);
     if (!decoded.ok) {
       ctx.metrics.errors.inc({ code: decoded.error.code });
-      ctx.log.warn({ sessionId: session.id, code: decoded.error.code, err: decoded.error.message }, 'malformed frame; closing tunnel');
-      return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, `${decoded.error.code}: ${decoded.error.message}`.slice(0, 120));
+      ctx.log.warn(
+        { sessionId: session.id, code: decoded.error.code, err: decoded.error.message },
+        'malformed frame; closing tunnel',
+      );
+      return closeTunnel(
+        ws,
+        data,
+        TunnelCloseCode.ProtocolError,
+        `${decoded.error.code}: ${decoded.error.message}`.slice(0, 120),
+      );
     }
     for (const f of decoded.frames) {
       const stream = session.streams.get(f.streamId);
@@ -82,7 +104,8 @@ function processInbound(ctx: RelayContext, ws: WebSocket<SocketData>, data: Tunn
           break;
         case FrameType.Window: {
           const inc = readWindow(f.payload);
-          if (inc === undefined) return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, 'bad window frame');
+          if (inc === undefined)
+            return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, 'bad window frame');
           stream.sendCredit += inc;
           maybeResumeUpload(session, stream);
           break;
@@ -91,7 +114,12 @@ function processInbound(ctx: RelayContext, ws: WebSocket<SocketData>, data: Tunn
           onHttpReset(ctx, session, stream, decodeText(f.payload));
           break;
         default:
-          return closeTunnel(ws, data, TunnelCloseCode.ProtocolError, `frame type ${f.type} not valid from a client`);
+          return closeTunnel(
+            ws,
+            data,
+            TunnelCloseCode.ProtocolError,
+            `frame type ${f.type} not valid from a client`,
+          );
       }
     }
   }
@@ -101,7 +129,12 @@ function onControl(ctx: RelayContext, ws: WebSocket<SocketData>, data: TunnelSoc
   const parsed = parseJson(clientControlSchema, text);
   if (!parsed.ok) {
     ctx.metrics.errors.inc({ code: 'BAD_CONTROL' });
-    return closeTunnel(ws, data, TunnelCloseCode.BadHello, `invalid control message: ${parsed.error}`.slice(0, 120));
+    return closeTunnel(
+      ws,
+      data,
+      TunnelCloseCode.BadHello,
+      `invalid control message: ${parsed.error}`.slice(0, 120),
+    );
   }
   const msg = parsed.value;
   if (msg.type === 'close') {
@@ -122,7 +155,12 @@ function tokenMatches(expected: string, given: string | undefined): boolean {
 function onHello(ctx: RelayContext, ws: WebSocket<SocketData>, data: TunnelSocketData, hello: Hello): void {
   const { config, registry, log } = ctx;
   if (hello.protocol !== PROTOCOL_VERSION) {
-    return closeTunnel(ws, data, TunnelCloseCode.UnsupportedProtocol, `relay speaks protocol ${PROTOCOL_VERSION}`);
+    return closeTunnel(
+      ws,
+      data,
+      TunnelCloseCode.UnsupportedProtocol,
+      `relay speaks protocol ${PROTOCOL_VERSION}`,
+    );
   }
   if (!tokenMatches(ctx.token, hello.token)) {
     ctx.metrics.errors.inc({ code: 'UNAUTHORIZED' });
@@ -134,7 +172,8 @@ function onHello(ctx: RelayContext, ws: WebSocket<SocketData>, data: TunnelSocke
   let resumed = false;
   if (hello.resumeToken) {
     session = registry.byResumeToken(hello.resumeToken);
-    if (!session) return closeTunnel(ws, data, TunnelCloseCode.ResumeFailed, 'resume failed: session unknown or ended');
+    if (!session)
+      return closeTunnel(ws, data, TunnelCloseCode.ResumeFailed, 'resume failed: session unknown or ended');
     resumed = true;
     const old = session.tunnel;
     if (old) {
@@ -189,7 +228,10 @@ function onHello(ctx: RelayContext, ws: WebSocket<SocketData>, data: TunnelSocke
     },
   };
   ws.send(JSON.stringify(reply), false);
-  log.info({ sessionId: session.id, resumed, ip: data.ip, localPort: session.localPort }, resumed ? 'session resumed' : 'session created');
+  log.info(
+    { sessionId: session.id, resumed, ip: data.ip, localPort: session.localPort },
+    resumed ? 'session resumed' : 'session created',
+  );
 }
 
 export function sessionUrls(ctx: RelayContext, id: string): { path: string; host: string } {
@@ -221,7 +263,10 @@ export function tunnelClose(ctx: RelayContext, data: TunnelSocketData, code: num
   session.out.clear();
   failAllStreams(ctx, session);
   if (!ctx.registry.sessions.has(session.id)) return;
-  ctx.log.info({ sessionId: session.id, code, graceMs: ctx.config.RESUME_GRACE_MS }, 'tunnel dropped; holding session for resume');
+  ctx.log.info(
+    { sessionId: session.id, code, graceMs: ctx.config.RESUME_GRACE_MS },
+    'tunnel dropped; holding session for resume',
+  );
   session.graceTimer = setTimeout(() => ctx.endSession(session, 'grace_elapsed'), ctx.config.RESUME_GRACE_MS);
   session.graceTimer.unref();
 }

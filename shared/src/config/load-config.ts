@@ -12,7 +12,10 @@ export class ConfigError extends WingmanError {
  * Read a service's config from an env-like record once, report every bad key
  * at once, and freeze the result.
  */
-export function loadConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): Readonly<z.output<S>> {
+export function loadConfig<S extends z.ZodType>(
+  schema: S,
+  env: Record<string, string | undefined>,
+): Readonly<z.output<S>> {
   const r = schema.safeParse(env);
   if (!r.success) {
     throw new ConfigError(r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));

@@ -49,30 +49,34 @@ describe('frame codec', () => {
 
   it('decodes a stream split at every byte and at random points', () => {
     fc.assert(
-      fc.property(fc.array(frameArb, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 8 }), (frames, cuts) => {
-        const bytes = encodeFrames(frames);
-        // Byte by byte.
-        const d1 = new FrameDecoder();
-        const out1: Frame[] = [];
-        for (let i = 0; i < bytes.length; i++) {
-          const r = d1.push(bytes.subarray(i, i + 1));
-          expect(r.ok).toBe(true);
-          if (r.ok) out1.push(...r.frames);
-        }
-        expect(d1.end()).toBeUndefined();
-        expect(norm(out1)).toEqual(norm(frames));
-        // Random cut points.
-        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-        const d2 = new FrameDecoder();
-        const out2: Frame[] = [];
-        let prev = 0;
-        for (const p of [...points, bytes.length]) {
-          const r = d2.push(bytes.subarray(prev, p));
-          if (r.ok) out2.push(...r.frames);
-          prev = p;
-        }
-        expect(norm(out2)).toEqual(norm(frames));
-      }),
+      fc.property(
+        fc.array(frameArb, { minLength: 1, maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (frames, cuts) => {
+          const bytes = encodeFrames(frames);
+          // Byte by byte.
+          const d1 = new FrameDecoder();
+          const out1: Frame[] = [];
+          for (let i = 0; i < bytes.length; i++) {
+            const r = d1.push(bytes.subarray(i, i + 1));
+            expect(r.ok).toBe(true);
+            if (r.ok) out1.push(...r.frames);
+          }
+          expect(d1.end()).toBeUndefined();
+          expect(norm(out1)).toEqual(norm(frames));
+          // Random cut points.
+          const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+          const d2 = new FrameDecoder();
+          const out2: Frame[] = [];
+          let prev = 0;
+          for (const p of [...points, bytes.length]) {
+            const r = d2.push(bytes.subarray(prev, p));
+            if (r.ok) out2.push(...r.frames);
+            prev = p;
+          }
+          expect(norm(out2)).toEqual(norm(frames));
+        },
+      ),
     );
   });
 
@@ -114,12 +118,17 @@ describe('frame codec', () => {
 
   it('round-trips window and ws-close payloads', () => {
     fc.assert(
-      fc.property(fc.nat({ max: 0xffff_ffff }), fc.integer({ min: 1000, max: 4999 }), fc.string({ maxLength: 40 }), (n, code, reason) => {
-        const w = decodeFrames(encodeWindow(3, n));
-        expect(w.ok && readWindow(w.frames[0]!.payload)).toBe(n);
-        const c = decodeFrames(encodeWsClose(3, code, reason));
-        expect(c.ok && readWsClose(c.frames[0]!.payload)).toEqual({ code, reason });
-      }),
+      fc.property(
+        fc.nat({ max: 0xffff_ffff }),
+        fc.integer({ min: 1000, max: 4999 }),
+        fc.string({ maxLength: 40 }),
+        (n, code, reason) => {
+          const w = decodeFrames(encodeWindow(3, n));
+          expect(w.ok && readWindow(w.frames[0]!.payload)).toBe(n);
+          const c = decodeFrames(encodeWsClose(3, code, reason));
+          expect(c.ok && readWsClose(c.frames[0]!.payload)).toEqual({ code, reason });
+        },
+      ),
     );
     expect(readWindow(new Uint8Array(3))).toBeUndefined();
     expect(readWsClose(new Uint8Array(0))).toEqual({ code: 1005, reason: '' });

@@ -124,9 +124,11 @@ function checkHeader(buf: Uint8Array, off: number, maxPayload: number): number |
   const type = buf[off]!;
   if (type < 1 || type > MAX_TYPE) return new FrameError('FRAME_UNKNOWN_TYPE', `unknown frame type ${type}`);
   const flags = buf[off + 1]!;
-  if ((flags & ~KNOWN_FLAGS) !== 0) return new FrameError('FRAME_BAD_FLAGS', `unknown flag bits 0x${flags.toString(16)}`);
+  if ((flags & ~KNOWN_FLAGS) !== 0)
+    return new FrameError('FRAME_BAD_FLAGS', `unknown flag bits 0x${flags.toString(16)}`);
   const len = readU32(buf, off + 6);
-  if (len > maxPayload) return new FrameError('FRAME_TOO_LARGE', `payload of ${len} bytes exceeds ${maxPayload}`);
+  if (len > maxPayload)
+    return new FrameError('FRAME_TOO_LARGE', `payload of ${len} bytes exceeds ${maxPayload}`);
   return len;
 }
 
