@@ -1,0 +1,14 @@
+# Relay (and, later, ingest) image. Node 20: the uWebSockets.js binaries target its ABI.
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+COPY shared/package.json shared/
+COPY relay/package.json relay/
+COPY client/package.json client/
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY shared shared
+COPY relay relay
+USER node
+EXPOSE 8080
+CMD ["node", "--import", "tsx", "relay/src/main.ts"]
