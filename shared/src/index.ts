@@ -5,3 +5,5 @@ export * from './observability/metric-names.ts';
 export * from './protocol/frame-batcher.ts';
 export * from './protocol/frame-codec.ts';
 export * from './protocol/messages.ts';
+export * from './events/events.ts';
+export * from './nats/jetstream-topology.ts';

@@ -1,0 +1,69 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { EVENT_ID_PATTERN, eventSchema, newEventId, normalizePath, referrerHost } from './events.ts';
+
+describe('events', () => {
+  it('event ids are ULIDs, strictly increasing', () => {
+    const ids = Array.from({ length: 1000 }, newEventId);
+    for (const id of ids) expect(id).toMatch(EVENT_ID_PATTERN);
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(1000);
+  });
+
+  it('accepts a well-formed request.completed and rejects wrong fields with a reason', () => {
+    const ok = {
+      v: 1,
+      event_id: newEventId(),
+      ts: Date.now(),
+      relay_id: 'relay-1',
+      session_id: 'abcdefgh',
+      type: 'request.completed',
+      method: 'GET',
+      host_kind: 'path',
+      status: 200,
+      duration_ms: 1.5,
+      ttfb_ms: 1.2,
+      bytes_in: 0,
+      bytes_out: 10,
+      path: '/users/:id',
+      visitor_ip: '127.0.0.1',
+      user_agent: 'curl',
+      referrer_host: '',
+      server: '',
+      powered_by: 'Express',
+      error_code: '',
+    };
+    expect(eventSchema.safeParse(ok).success).toBe(true);
+    expect(eventSchema.safeParse({ ...ok, status: 'ok' }).success).toBe(false);
+    expect(eventSchema.safeParse({ ...ok, type: 'nope' }).success).toBe(false);
+    expect(eventSchema.safeParse({ ...ok, event_id: 'x' }).success).toBe(false);
+  });
+
+  it.each([
+    ['/users/123', '/users/:id'],
+    ['/users/123/posts/9?x=1', '/users/:id/posts/:id'],
+    ['/o/550e8400-e29b-41d4-a716-446655440000', '/o/:id'],
+    ['/c/0123456789abcdef0123', '/c/:id'],
+    ['/e/01JD2Z5R9X6N0ZQ8V3WJ6B7K5M#top', '/e/:id'],
+    ['/about', '/about'],
+    ['/', '/'],
+    ['/v2/api', '/v2/api'],
+  ])('normalizePath(%s) = %s', (from, to) => {
+    expect(normalizePath(from)).toBe(to);
+  });
+
+  it('normalizePath never throws and never keeps a query', () => {
+    fc.assert(
+      fc.property(fc.string(), (s) => {
+        expect(normalizePath(`/${s}`)).not.toContain('?');
+      }),
+    );
+  });
+
+  it('referrerHost', () => {
+    expect(referrerHost('https://news.example.com/a?b')).toBe('news.example.com');
+    expect(referrerHost('android-app://com.x')).toBe('com.x');
+    expect(referrerHost(undefined)).toBe('');
+    expect(referrerHost('nonsense')).toBe('');
+  });
+});

@@ -1,0 +1,101 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  type JetStreamManager,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { z } from 'zod';
+import { envInt } from '../config/load-config.ts';
+
+/** Subjects and names of the event pipeline. */
+export const Topology = {
+  eventsStream: 'EVENTS',
+  eventsSubject: (relayId: string) => `wingman.events.${relayId}`,
+  eventsSubjects: 'wingman.events.>',
+  dlqStream: 'EVENTS_DLQ',
+  dlqSubject: 'wingman.dlq.events',
+  ingestConsumer: 'ingest',
+  /** Request/reply subject of ingest's read-only SQL service. */
+  sqlSubject: 'wingman.ingest.sql',
+  /** Shared state (docs/events.md): session directory, API keys, domains, shares, abuse decisions. */
+  kvBuckets: ['sessions', 'api_keys', 'domains', 'shares', 'abuse_decisions'],
+} as const;
+
+/** NATS settings both services read (docs/configuration.md). */
+export const natsConfigShape = {
+  NATS_URL: z.string().default('nats://127.0.0.1:4222'),
+  EVENTS_MAX_AGE_MS: envInt(7 * 24 * 60 * 60_000, 60_000),
+  EVENTS_MAX_BYTES: envInt(10 * 1024 ** 3, 1024 * 1024),
+  DLQ_MAX_AGE_MS: envInt(30 * 24 * 60 * 60_000, 60_000),
+  /** Window in which a repeated Nats-Msg-Id is stored only once. */
+  DUPLICATE_WINDOW_MS: envInt(10 * 60_000, 1000),
+  JS_REPLICAS: envInt(1, 1, 5),
+};
+export type NatsConfig = { [K in keyof typeof natsConfigShape]: z.output<(typeof natsConfigShape)[K]> };
+
+const nanos = (ms: number) => ms * 1_000_000;
+
+export function streamConfigs(c: NatsConfig): (Partial<StreamConfig> & { name: string })[] {
+  return [
+    {
+      name: Topology.eventsStream,
+      subjects: [Topology.eventsSubjects],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(c.EVENTS_MAX_AGE_MS),
+      max_bytes: c.EVENTS_MAX_BYTES,
+      duplicate_window: nanos(c.DUPLICATE_WINDOW_MS),
+      num_replicas: c.JS_REPLICAS,
+    },
+    {
+      name: Topology.dlqStream,
+      subjects: [Topology.dlqSubject],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(c.DLQ_MAX_AGE_MS),
+      max_bytes: Math.min(c.EVENTS_MAX_BYTES, 1024 ** 3),
+      num_replicas: c.JS_REPLICAS,
+    },
+  ];
+}
+
+/**
+ * Create or update the streams, the ingest consumer and the KV buckets.
+ * Idempotent: both services run it at start, and `npm run migrate` alone.
+ */
+export async function migrateJetStream(nc: NatsConnection, jsm: JetStreamManager, c: NatsConfig): Promise<void> {
+  for (const cfg of streamConfigs(c)) {
+    try {
+      await jsm.streams.info(cfg.name);
+      await jsm.streams.update(cfg.name, cfg);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || err.code !== 404) throw err;
+      await jsm.streams.add(cfg);
+    }
+  }
+  const consumer = {
+    durable_name: Topology.ingestConsumer,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(60_000),
+    max_ack_pending: 50_000,
+    max_waiting: 64,
+  };
+  try {
+    await jsm.consumers.info(Topology.eventsStream, Topology.ingestConsumer);
+    await jsm.consumers.update(Topology.eventsStream, Topology.ingestConsumer, consumer);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.code !== 404) throw err;
+    await jsm.consumers.add(Topology.eventsStream, consumer);
+  }
+  const kvm = new Kvm(nc);
+  for (const bucket of Topology.kvBuckets) await kvm.create(bucket, { history: 5, replicas: c.JS_REPLICAS });
+}
