@@ -52,7 +52,11 @@ export const sessionExpiredSchema = z.object({
   duration_ms: ms(),
 });
 
-export const connectionOpenedSchema = z.object({ ...base, type: z.literal('connection.opened'), client_ip: str(64) });
+export const connectionOpenedSchema = z.object({
+  ...base,
+  type: z.literal('connection.opened'),
+  client_ip: str(64),
+});
 export const connectionClosedSchema = z.object({
   ...base,
   type: z.literal('connection.closed'),
@@ -60,7 +64,11 @@ export const connectionClosedSchema = z.object({
   reason: str(128),
   duration_ms: ms(),
 });
-export const connectionResumedSchema = z.object({ ...base, type: z.literal('connection.resumed'), client_ip: str(64) });
+export const connectionResumedSchema = z.object({
+  ...base,
+  type: z.literal('connection.resumed'),
+  client_ip: str(64),
+});
 export const connectionAttemptSchema = z.object({
   ...base,
   type: z.literal('connection.attempt'),
@@ -103,7 +111,12 @@ export const websocketClosedSchema = z.object({
   close_code: z.number().int().min(0).max(4999),
 });
 
-export const authFailedSchema = z.object({ ...base, type: z.literal('auth.failed'), client_ip: str(64), reason: str(128) });
+export const authFailedSchema = z.object({
+  ...base,
+  type: z.literal('auth.failed'),
+  client_ip: str(64),
+  reason: str(128),
+});
 export const rateLimitedSchema = z.object({
   ...base,
   type: z.literal('rate.limited'),
@@ -111,7 +124,12 @@ export const rateLimitedSchema = z.object({
   limit: str(64),
   visitor_ip: str(64),
 });
-export const blockedSchema = z.object({ ...base, type: z.literal('blocked'), visitor_ip: str(64), reason: str(128) });
+export const blockedSchema = z.object({
+  ...base,
+  type: z.literal('blocked'),
+  visitor_ip: str(64),
+  reason: str(128),
+});
 
 export const eventSchema = z.discriminatedUnion('type', [
   sessionCreatedSchema,
@@ -136,7 +154,9 @@ export type EventInput<T extends EventType = EventType> = T extends EventType
   : never;
 
 /** Table each event type lands in, by family. */
-export const EVENT_FAMILY: Readonly<Record<EventType, 'sessions' | 'connections' | 'requests' | 'websockets' | 'security'>> = {
+export const EVENT_FAMILY: Readonly<
+  Record<EventType, 'sessions' | 'connections' | 'requests' | 'websockets' | 'security'>
+> = {
   'session.created': 'sessions',
   'session.closed': 'sessions',
   'session.expired': 'sessions',

@@ -2,8 +2,8 @@ import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
-  type JetStreamManager,
   JetStreamApiError,
+  type JetStreamManager,
   RetentionPolicy,
   StorageType,
   type StreamConfig,
@@ -71,13 +71,17 @@ export function streamConfigs(c: NatsConfig): (Partial<StreamConfig> & { name: s
  * Create or update the streams, the ingest consumer and the KV buckets.
  * Idempotent: both services run it at start, and `npm run migrate` alone.
  */
-export async function migrateJetStream(nc: NatsConnection, jsm: JetStreamManager, c: NatsConfig): Promise<void> {
+export async function migrateJetStream(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  c: NatsConfig,
+): Promise<void> {
   for (const cfg of streamConfigs(c)) {
     try {
       await jsm.streams.info(cfg.name);
       await jsm.streams.update(cfg.name, cfg);
     } catch (err) {
-      if (!(err instanceof JetStreamApiError) || err.code !== 404) throw err;
+      if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
       await jsm.streams.add(cfg);
     }
   }
@@ -93,7 +97,7 @@ export async function migrateJetStream(nc: NatsConnection, jsm: JetStreamManager
     await jsm.consumers.info(Topology.eventsStream, Topology.ingestConsumer);
     await jsm.consumers.update(Topology.eventsStream, Topology.ingestConsumer, consumer);
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== 404) throw err;
+    if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
     await jsm.consumers.add(Topology.eventsStream, consumer);
   }
   const kvm = new Kvm(nc);

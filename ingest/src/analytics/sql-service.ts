@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { type Logger, parseJson, Topology } from '@wingman/shared';
+import { z } from 'zod';
+
+export const QUERIES_DIR = join(import.meta.dirname, '../../../clickhouse/queries');
+
+/** A request to ingest's read-only SQL service: raw SQL, or a named query from clickhouse/queries. */
+export const sqlRequestSchema = z.union([
+  z.object({ sql: z.string().min(1).max(100_000), params: z.record(z.string(), z.unknown()).optional() }),
+  z.object({
+    query: z.string().regex(/^(insights|abuse)\/[a-z0-9_]+$/),
+    params: z.record(z.string(), z.unknown()).optional(),
+  }),
+]);
+export type SqlRequest = z.infer<typeof sqlRequestSchema>;
+export type SqlReply = { ok: true; rows: Record<string, unknown>[] } | { ok: false; error: string };
+
+const READ_ONLY = /^\s*(select|with|show|describe|desc|explain|exists)\b/i;
+
+/** Refuse anything but one read-only statement. */
+export function checkReadOnly(sql: string): string | undefined {
+  if (!READ_ONLY.test(sql)) return 'only SELECT, WITH, SHOW, DESCRIBE, EXPLAIN and EXISTS are allowed';
+  if (/;\s*\S/.test(sql)) return 'one statement at a time';
+  return undefined;
+}
+
+export function loadNamedQuery(name: string): string {
+  return readFileSync(join(QUERIES_DIR, `${name}.sql`), 'utf8');
+}
+
+/** Run a read-only request against the warehouse. */
+export async function runSql(ch: ClickHouseClient, req: SqlRequest): Promise<SqlReply> {
+  const sql = 'sql' in req ? req.sql : loadNamedQuery(req.query);
+  const refusal = checkReadOnly(sql.replace(/^\s*--.*$/gm, ''));
+  if (refusal) return { ok: false, error: refusal };
+  try {
+    const result = await ch.query({
+      query: sql.replace(/;\s*$/, ''),
+      query_params: req.params ?? {},
+      format: 'JSONEachRow',
+      clickhouse_settings: { readonly: '2' },
+    });
+    return { ok: true, rows: await result.json<Record<string, unknown>>() };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message.split('\n')[0]!.slice(0, 2000) };
+  }
+}
+
+/**
+ * Serve SQL over NATS request/reply, so tools (npm run sql, the relay) can
+ * query the embedded chDB that only this process may open.
+ */
+export function serveSql(nc: NatsConnection, ch: ClickHouseClient, log: Logger): Subscription {
+  return nc.subscribe(Topology.sqlSubject, {
+    queue: 'ingest-sql',
+    callback: (err, msg) => {
+      if (err) return log.warn({ err: err.message }, 'sql service subscription error');
+      const parsed = parseJson(sqlRequestSchema, msg.data);
+      if (!parsed.ok) {
+        msg.respond(JSON.stringify({ ok: false, error: `bad request: ${parsed.error}` } satisfies SqlReply));
+        return;
+      }
+      runSql(ch, parsed.value).then((reply) => msg.respond(JSON.stringify(reply)));
+    },
+  });
+}

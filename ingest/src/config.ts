@@ -1,0 +1,33 @@
+import { envInt, loadConfig, natsConfigShape } from '@wingman/shared';
+import { z } from 'zod';
+
+/** Ingest configuration, read from the environment once (docs/configuration.md). */
+export const ingestConfigSchema = z.object({
+  ...natsConfigShape,
+  /** ClickHouse server over HTTP; unset means embedded chDB in CHDB_PATH. */
+  CLICKHOUSE_URL: z.url().optional(),
+  CLICKHOUSE_USER: z.string().default('default'),
+  CLICKHOUSE_PASSWORD: z.string().default(''),
+  CLICKHOUSE_DATABASE: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+    .default('default'),
+  CHDB_PATH: z.string().default('.wingman/chdb'),
+  RAW_TTL_DAYS: envInt(30, 1, 3650),
+  /** Messages per pull; each message is an envelope of up to ~100 events. */
+  FETCH_BATCH: envInt(200, 1, 10_000),
+  FETCH_EXPIRES_MS: envInt(1000, 100, 60_000),
+  /** Backoff bounds when ClickHouse inserts fail. */
+  RETRY_MIN_MS: envInt(500, 10),
+  RETRY_MAX_MS: envInt(30_000, 100),
+  HTTP_HOST: z.string().default('127.0.0.1'),
+  HTTP_PORT: envInt(9464, 0, 65535),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type IngestConfig = z.output<typeof ingestConfigSchema>;
+
+export function loadIngestConfig(
+  env: Record<string, string | undefined> = process.env,
+): Readonly<IngestConfig> {
+  return loadConfig(ingestConfigSchema, env);
+}

@@ -1,0 +1,156 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import { type Logger, Topology } from '@wingman/shared';
+import type { IngestConfig } from '../config.ts';
+import type { IngestMetrics } from '../observability/metrics.ts';
+import { INSERT_SETTINGS } from '../sink/warehouse.ts';
+import {
+  type BatchPlan,
+  planBatch,
+  type Row,
+  type TableName,
+  withoutStored,
+} from '../validate/plan-batch.ts';
+
+/** Header the relay sets on envelopes it replays from its disk spool. */
+export const REPLAYED_HEADER = 'Wingman-Replayed';
+
+export interface Worker {
+  /** Resolves when the loop has stopped (after stop()). */
+  done: Promise<void>;
+  /** Finish the current batch (or leave it unacked), then stop fetching. */
+  stop(): Promise<void>;
+}
+
+/** Backoff for retries: doubles per consecutive failure, capped. */
+export function retryDelay(failures: number, minMs: number, maxMs: number): number {
+  return Math.min(maxMs, minMs * 2 ** Math.max(0, failures - 1));
+}
+
+/**
+ * The consume loop: pull a batch, plan it, send bad events to the DLQ, insert
+ * rows per table, and ack only after every insert succeeded. On ClickHouse
+ * errors the batch is nak'ed with a backoff delay, so it stays in JetStream.
+ */
+export function startWorker(deps: {
+  config: Readonly<IngestConfig>;
+  js: JetStreamClient;
+  consumer: Consumer;
+  ch: ClickHouseClient;
+  metrics: IngestMetrics;
+  log: Logger;
+}): Worker {
+  const { config, js, consumer, ch, metrics, log } = deps;
+  let stopping = false;
+  let failures = 0;
+
+  async function insertPlan(plan: BatchPlan): Promise<void> {
+    for (const [table, rows] of plan.rows) {
+      let toInsert: Row[] = rows;
+      const maybe = plan.maybeStored.get(table);
+      if (maybe && maybe.size > 0) toInsert = withoutStored(rows, await storedIds(ch, table, rows, maybe));
+      if (toInsert.length === 0) continue;
+      const end = metrics.insertDuration.startTimer({ table });
+      await ch.insert({
+        table,
+        values: toInsert,
+        format: 'JSONEachRow',
+        clickhouse_settings: INSERT_SETTINGS,
+      });
+      end();
+      metrics.rowsInserted.inc({ table }, toInsert.length);
+    }
+  }
+
+  async function publishDlq(plan: BatchPlan): Promise<void> {
+    for (const entry of plan.dlq) {
+      const h = natsHeaders();
+      h.set('Wingman-Dlq-Reason', entry.reason.replace(/\s+/g, ' ').slice(0, 1000));
+      await js.publish(Topology.dlqSubject, entry.payload, { headers: h });
+      metrics.dlq.inc();
+    }
+    if (plan.dlq.length > 0)
+      log.warn({ count: plan.dlq.length, first: plan.dlq[0]?.reason }, 'events sent to the DLQ');
+  }
+
+  async function handle(batch: JsMsg[]): Promise<void> {
+    const plan = planBatch(
+      batch.map((m) => ({
+        data: m.data,
+        mayRepeat: m.redelivered || m.headers?.get(REPLAYED_HEADER) === '1',
+      })),
+    );
+    const redelivered = batch.filter((m) => m.redelivered).length;
+    if (redelivered > 0) metrics.redeliveries.inc(redelivered);
+    try {
+      await publishDlq(plan);
+      await insertPlan(plan);
+    } catch (err) {
+      failures++;
+      const delay = retryDelay(failures, config.RETRY_MIN_MS, config.RETRY_MAX_MS);
+      metrics.insertFailures.inc();
+      log.error(
+        { err: (err as Error).message, failures, retryInMs: delay },
+        'batch failed; leaving it in JetStream',
+      );
+      for (const m of batch) m.nak(delay);
+      await sleep(delay);
+      return;
+    }
+    failures = 0;
+    for (const m of batch) m.ack();
+    metrics.batches.inc();
+    metrics.events.inc(plan.events);
+  }
+
+  const done = (async () => {
+    while (!stopping) {
+      let batch: JsMsg[] = [];
+      try {
+        const iter = await consumer.fetch({
+          max_messages: config.FETCH_BATCH,
+          expires: config.FETCH_EXPIRES_MS,
+        });
+        for await (const m of iter) batch.push(m);
+      } catch (err) {
+        if (stopping) break;
+        log.warn({ err: (err as Error).message }, 'fetch failed; retrying');
+        await sleep(500);
+        batch = [];
+      }
+      if (batch.length > 0) await handle(batch);
+    }
+  })();
+
+  return {
+    done,
+    async stop() {
+      stopping = true;
+      await done;
+    },
+  };
+}
+
+/** Event ids among `candidates` already in `table`, looked up within the rows' time range (partition pruning). */
+async function storedIds(
+  ch: ClickHouseClient,
+  table: TableName,
+  rows: readonly Row[],
+  candidates: ReadonlySet<string>,
+): Promise<Set<string>> {
+  let min = rows[0]!.ts;
+  let max = rows[0]!.ts;
+  for (const r of rows) {
+    if (r.ts < min) min = r.ts;
+    if (r.ts > max) max = r.ts;
+  }
+  const result = await ch.query({
+    query: `SELECT event_id FROM ${table} WHERE ts >= {min:DateTime64(3, 'UTC')} AND ts <= {max:DateTime64(3, 'UTC')} AND event_id IN {ids:Array(String)}`,
+    query_params: { min, max, ids: [...candidates] },
+    format: 'JSONEachRow',
+  });
+  return new Set((await result.json<{ event_id: string }>()).map((r) => r.event_id));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,80 @@
+import type { AddressInfo } from 'node:net';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { ConfigError, createLogger, migrateJetStream, Topology } from '@wingman/shared';
+import { serveSql } from './analytics/sql-service.ts';
+import { type IngestConfig, loadIngestConfig } from './config.ts';
+import { startWorker } from './consume/worker.ts';
+import { startHttp } from './observability/http-server.ts';
+import { createIngestMetrics } from './observability/metrics.ts';
+import { runMigrations } from './sink/migrate.ts';
+import { createWarehouse } from './sink/warehouse.ts';
+
+async function main(): Promise<void> {
+  let config: Readonly<IngestConfig>;
+  try {
+    config = loadIngestConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ingest: ${err.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw err;
+  }
+  const log = createLogger('ingest', config.LOG_LEVEL);
+  const metrics = createIngestMetrics();
+
+  const nc = await connect({
+    servers: config.NATS_URL,
+    name: 'wingman-ingest',
+    maxReconnectAttempts: -1,
+    waitOnFirstConnect: true,
+  });
+  const jsm = await jetstreamManager(nc);
+  await migrateJetStream(nc, jsm, config);
+  const js = jetstream(nc);
+
+  const ch = await createWarehouse(config);
+  const ran = await runMigrations(ch, { rawTtlDays: config.RAW_TTL_DAYS });
+  log.info(
+    { ran, warehouse: config.CLICKHOUSE_URL ? 'server' : `chdb:${config.CHDB_PATH}` },
+    'clickhouse migrations applied',
+  );
+
+  const sql = serveSql(nc, ch, log);
+  const consumer = await js.consumers.get(Topology.eventsStream, Topology.ingestConsumer);
+  const worker = startWorker({ config, js, consumer, ch, metrics, log });
+  let stopping = false;
+  const lagTimer = setInterval(() => {
+    consumer.info().then(
+      (info) => {
+        metrics.lag.set(info.num_pending);
+        metrics.ackPending.set(info.num_ack_pending);
+      },
+      () => {},
+    );
+  }, 2000);
+  const http = await startHttp(config.HTTP_HOST, config.HTTP_PORT, metrics.registry, () => ({
+    nats: !nc.isClosed(),
+    consuming: !stopping,
+  }));
+  log.info({ httpPort: (http.address() as AddressInfo).port }, 'ingest ready');
+
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: finishing the current batch');
+    clearInterval(lagTimer);
+    await worker.stop();
+    sql.unsubscribe();
+    http.close();
+    await nc.drain();
+    await ch.close();
+    log.info('ingest stopped');
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+await main();

@@ -1,0 +1,175 @@
+import { EVENT_FAMILY, envelopeSchema, eventSchema, parseJson, type WingmanEvent } from '@wingman/shared';
+import { z } from 'zod';
+import { countryOf, frameworkOf } from './enrich.ts';
+
+export type TableName = (typeof EVENT_FAMILY)[keyof typeof EVENT_FAMILY];
+
+export interface InboundMessage {
+  data: Uint8Array;
+  /** JetStream redelivered it, or the relay replayed it from its spool: its events may already be stored. */
+  mayRepeat: boolean;
+}
+
+export interface Row {
+  event_id: string;
+  ts: string;
+  [column: string]: unknown;
+}
+
+export interface DlqEntry {
+  reason: string;
+  /** The bad envelope, or the one bad event inside a good envelope. */
+  payload: Uint8Array | string;
+}
+
+export interface BatchPlan {
+  rows: Map<TableName, Row[]>;
+  /** Rows whose events may already be in ClickHouse, by table: check before inserting. */
+  maybeStored: Map<TableName, Set<string>>;
+  dlq: DlqEntry[];
+  events: number;
+}
+
+/** Step result, in the style of PostHog's ingestion steps. */
+export type Step<T> = { kind: 'ok'; value: T } | { kind: 'dlq'; reason: string };
+
+export function parseEnvelope(data: Uint8Array): Step<z.infer<typeof envelopeSchema>> {
+  const r = parseJson(envelopeSchema, data);
+  return r.ok ? { kind: 'ok', value: r.value } : { kind: 'dlq', reason: `bad envelope: ${r.error}` };
+}
+
+export function validateEvent(raw: unknown): Step<WingmanEvent> {
+  const r = eventSchema.safeParse(raw);
+  return r.success
+    ? { kind: 'ok', value: r.data }
+    : { kind: 'dlq', reason: `invalid event: ${z.prettifyError(r.error)}` };
+}
+
+/** ClickHouse DateTime64(3, 'UTC') text for a millisecond timestamp. */
+export function chTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+/** The row an event becomes in its family's table, enriched (country, framework). */
+export function toRow(e: WingmanEvent): { table: TableName; row: Row } {
+  const common = { event_id: e.event_id, ts: chTime(e.ts), relay_id: e.relay_id, session_id: e.session_id };
+  const table = EVENT_FAMILY[e.type];
+  switch (e.type) {
+    case 'session.created':
+      return {
+        table,
+        row: {
+          ...common,
+          type: e.type,
+          port: e.port,
+          requested_subdomain: e.requested_subdomain ?? '',
+          client_version: e.client_version,
+          url_kind: e.url_kind,
+          api_key_id: e.api_key_id ?? '',
+          client_ip: e.client_ip,
+          country: countryOf(e.client_ip),
+        },
+      };
+    case 'session.closed':
+      return {
+        table,
+        row: {
+          ...common,
+          type: e.type,
+          reason: e.reason,
+          duration_ms: e.duration_ms,
+          requests: e.requests,
+          bytes_in: e.bytes_in,
+          bytes_out: e.bytes_out,
+        },
+      };
+    case 'session.expired':
+      return { table, row: { ...common, type: e.type, duration_ms: e.duration_ms } };
+    case 'connection.opened':
+    case 'connection.resumed':
+      return { table, row: { ...common, type: e.type, client_ip: e.client_ip } };
+    case 'connection.closed':
+      return {
+        table,
+        row: { ...common, type: e.type, code: e.code, reason: e.reason, duration_ms: e.duration_ms },
+      };
+    case 'connection.attempt':
+      return {
+        table,
+        row: {
+          ...common,
+          type: e.type,
+          transport: e.transport,
+          success: e.success ? 1 : 0,
+          reason: e.reason,
+          client_ip: e.client_ip,
+        },
+      };
+    case 'request.completed': {
+      const { v: _v, type: _t, event_id: _e, ts: _ts, relay_id: _r, session_id: _s, ...fields } = e;
+      return {
+        table,
+        row: {
+          ...common,
+          ...fields,
+          country: countryOf(e.visitor_ip),
+          framework: frameworkOf(e.server, e.powered_by),
+        },
+      };
+    }
+    case 'websocket.closed': {
+      const { v: _v, type: _t, event_id: _e, ts: _ts, relay_id: _r, session_id: _s, ...fields } = e;
+      return { table, row: { ...common, ...fields } };
+    }
+    case 'auth.failed':
+      return { table, row: { ...common, type: e.type, ip: e.client_ip, reason: e.reason } };
+    case 'rate.limited':
+      return { table, row: { ...common, type: e.type, ip: e.visitor_ip, key: e.key, reason: e.limit } };
+    case 'blocked':
+      return { table, row: { ...common, type: e.type, ip: e.visitor_ip, reason: e.reason } };
+  }
+}
+
+/**
+ * Turn a fetched batch into rows per table and DLQ entries. Pure: a bad
+ * envelope or event goes to the DLQ with its reason and never holds up the
+ * valid events around it.
+ */
+export function planBatch(messages: readonly InboundMessage[]): BatchPlan {
+  const plan: BatchPlan = { rows: new Map(), maybeStored: new Map(), dlq: [], events: 0 };
+  for (const msg of messages) {
+    const env = parseEnvelope(msg.data);
+    if (env.kind === 'dlq') {
+      plan.dlq.push({ reason: env.reason, payload: msg.data });
+      continue;
+    }
+    for (const raw of env.value.events) {
+      const ev = validateEvent(raw);
+      if (ev.kind === 'dlq') {
+        plan.dlq.push({ reason: ev.reason, payload: JSON.stringify(raw) ?? 'undefined' });
+        continue;
+      }
+      plan.events++;
+      const { table, row } = toRow(ev.value);
+      let list = plan.rows.get(table);
+      if (!list) plan.rows.set(table, (list = []));
+      list.push(row);
+      if (msg.mayRepeat) {
+        let ids = plan.maybeStored.get(table);
+        if (!ids) plan.maybeStored.set(table, (ids = new Set()));
+        ids.add(row.event_id);
+      }
+    }
+  }
+  return plan;
+}
+
+/** Drop rows whose event ids are already stored, and repeats within the batch itself. */
+export function withoutStored(rows: readonly Row[], stored: ReadonlySet<string>): Row[] {
+  const seen = new Set<string>();
+  return rows.filter((r) => {
+    if (stored.has(r.event_id) || seen.has(r.event_id)) return false;
+    seen.add(r.event_id);
+    return true;
+  });
+}
