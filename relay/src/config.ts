@@ -1,4 +1,4 @@
-import { envBool, envInt, loadConfig } from '@wingman/shared';
+import { envBool, envInt, loadConfig, natsConfigShape } from '@wingman/shared';
 import { z } from 'zod';
 
 /** Relay configuration, read from the environment once at start. Documented in docs/configuration.md. */
@@ -33,6 +33,16 @@ export const relayConfigSchema = z
     /** Trust X-Forwarded-For from a fronting proxy (Fly, a load balancer). */
     TRUST_PROXY: envBool(false),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    ...natsConfigShape,
+    /** Publish session, connection and request events to NATS JetStream. */
+    EVENTS_ENABLED: envBool(true),
+    /** Disk spool for events while NATS is unreachable; defaults to DATA_DIR/spool. */
+    SPOOL_DIR: z.string().optional(),
+    SPOOL_MAX_BYTES: envInt(1024 ** 3, 1024 * 1024),
+    EVENT_BATCH_MAX: envInt(100, 1, 1000),
+    EVENT_BATCH_MAX_AGE_MS: envInt(200, 5, 60_000),
+    EVENT_BUFFER_MAX_BYTES: envInt(8 * 1024 * 1024, 64 * 1024),
+    PUBLISH_TIMEOUT_MS: envInt(5000, 100),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.RELAY_TOKEN) {

@@ -1,8 +1,8 @@
 import type { HttpResponse } from 'uWebSockets.js';
-import type { Logger, VisitorErrorCode } from '@wingman/shared';
-import { STATUS_TEXT, VisitorErrors, visitorErrorBody } from '@wingman/shared';
+import type { EventInput, Logger, VisitorErrorCode } from '@wingman/shared';
+import { normalizePath, referrerHost, STATUS_TEXT, VisitorErrors, visitorErrorBody } from '@wingman/shared';
 import type { RelayConfig } from './config.ts';
-import type { RelayMetricsSet } from './observability/metrics.ts';
+import { type RelayMetricsSet, statusClass } from './observability/metrics.ts';
 import type { Session, SessionRegistry } from './tunnel/session-registry.ts';
 
 /** What every relay capability shares. Built once in server.ts and passed in explicitly. */
@@ -16,6 +16,8 @@ export interface RelayContext {
   /** Origin visitors use, e.g. https://relay.example.com; no trailing slash. */
   readonly publicOrigin: string;
   draining: boolean;
+  /** Analytics events; a no-op when EVENTS_ENABLED=false. Never blocks. */
+  readonly events: { emit(event: EventInput): void };
   /** Ends a session for good: fails its streams, forgets it, closes its tunnel. */
   endSession(session: Session, reason: 'client_closed' | 'expired' | 'grace_elapsed' | 'shutdown'): void;
 }
@@ -23,16 +25,71 @@ export interface RelayContext {
 export const statusLine = (status: number, text?: string): string =>
   `${status} ${text || STATUS_TEXT[status] || 'Status'}`;
 
+/** Everything copied out of the uWS request before the handler returns (req is invalid after that). */
+export interface VisitorRequest {
+  method: string;
+  host: string;
+  headers: [string, string][];
+  headerBytes: number;
+  ip: string;
+  userAgent: string;
+  referer: string;
+  startedAt: number;
+  requestId: string;
+}
+
+/** A visitor request and where it was routed, for metrics and its request.completed event. */
+export interface VisitorTarget {
+  visitor: VisitorRequest;
+  /** The session id from the URL ('' when the id was malformed). */
+  sessionId: string;
+  hostKind: 'path' | 'host';
+  /** Path as forwarded (prefix stripped), with query. */
+  path: string;
+}
+
+export interface Completion {
+  status: number;
+  /** Time to the response head; defaults to the whole duration. */
+  ttfbMs?: number | undefined;
+  bytesIn: number;
+  bytesOut: number;
+  server: string;
+  poweredBy: string;
+  errorCode: string;
+}
+
+/** Record a finished visitor request: metrics and one request.completed event. Called exactly once per request. */
+export function completeRequest(ctx: RelayContext, t: VisitorTarget, c: Completion): void {
+  const durationMs = performance.now() - t.visitor.startedAt;
+  ctx.metrics.requests.inc({ status_class: statusClass(c.status) });
+  ctx.metrics.requestDuration.observe(durationMs / 1000);
+  ctx.events.emit({
+    type: 'request.completed',
+    session_id: t.sessionId,
+    method: t.visitor.method.slice(0, 32),
+    host_kind: t.hostKind,
+    status: c.status,
+    duration_ms: durationMs,
+    ttfb_ms: c.ttfbMs ?? durationMs,
+    bytes_in: c.bytesIn,
+    bytes_out: c.bytesOut,
+    path: normalizePath(t.path),
+    visitor_ip: t.visitor.ip,
+    user_agent: t.visitor.userAgent.slice(0, 512),
+    referrer_host: referrerHost(t.visitor.referer),
+    server: c.server.slice(0, 128),
+    powered_by: c.poweredBy.slice(0, 128),
+    error_code: c.errorCode,
+  });
+}
+
 /**
- * Answer a visitor with a catalogued error: small JSON body, no-store.
+ * Answer with a catalogued error: small JSON body, no-store. Counts the error
+ * code; visitor requests also go through `rejectVisitor` for their event.
  * Call only while `res` is valid (not aborted, not ended).
  */
-export function answerError(
-  ctx: RelayContext,
-  res: HttpResponse,
-  code: VisitorErrorCode,
-  startedAt?: number,
-): void {
+export function answerError(ctx: RelayContext, res: HttpResponse, code: VisitorErrorCode): void {
   const { status } = VisitorErrors[code];
   res.cork(() => {
     res
@@ -43,6 +100,22 @@ export function answerError(
     res.end(visitorErrorBody(code));
   });
   ctx.metrics.errors.inc({ code });
-  ctx.metrics.requests.inc({ status_class: status >= 500 ? '5xx' : '4xx' });
-  if (startedAt !== undefined) ctx.metrics.requestDuration.observe((performance.now() - startedAt) / 1000);
+}
+
+/** Answer a visitor request with a catalogued error and record it. */
+export function rejectVisitor(
+  ctx: RelayContext,
+  res: HttpResponse,
+  code: VisitorErrorCode,
+  t: VisitorTarget,
+): void {
+  answerError(ctx, res, code);
+  completeRequest(ctx, t, {
+    status: VisitorErrors[code].status,
+    bytesIn: 0,
+    bytesOut: 0,
+    server: '',
+    poweredBy: '',
+    errorCode: code,
+  });
 }

@@ -5,11 +5,21 @@ import type {
   us_listen_socket,
   us_socket_context_t,
 } from 'uWebSockets.js';
+import { join } from 'node:path';
 import type { Logger } from '@wingman/shared';
 import { createLogger, TunnelCloseCode } from '@wingman/shared';
 import type { RelayConfig } from './config.ts';
-import { answerError, type RelayContext } from './context.ts';
-import { openHttpStream, type VisitorRequest } from './ingress/http-proxy.ts';
+import {
+  answerError,
+  type RelayContext,
+  rejectVisitor,
+  type VisitorRequest,
+  type VisitorTarget,
+} from './context.ts';
+import { linkNats } from './events/nats-link.ts';
+import { EventPublisher } from './events/publisher.ts';
+import { Spool } from './events/spool.ts';
+import { openHttpStream } from './ingress/http-proxy.ts';
 import { type Route, routeRequest } from './ingress/route.ts';
 import { openWsStream, visitorSocket } from './ingress/ws-proxy.ts';
 import { createRelayMetrics } from './observability/metrics.ts';
@@ -59,6 +69,22 @@ export function createRelay(
   let listenSocket: us_listen_socket | undefined;
   let boundPort = 0;
 
+  const publisher = config.EVENTS_ENABLED
+    ? new EventPublisher(
+        config.RELAY_ID,
+        new Spool(config.SPOOL_DIR ?? join(config.DATA_DIR, 'spool'), config.SPOOL_MAX_BYTES),
+        {
+          maxEvents: config.EVENT_BATCH_MAX,
+          maxAgeMs: config.EVENT_BATCH_MAX_AGE_MS,
+          maxBufferBytes: config.EVENT_BUFFER_MAX_BYTES,
+          publishTimeoutMs: config.PUBLISH_TIMEOUT_MS,
+        },
+        metrics,
+        log,
+      )
+    : undefined;
+  const natsLink = publisher ? linkNats(config, publisher, log) : undefined;
+
   const ctx: RelayContext = {
     config,
     log,
@@ -67,6 +93,7 @@ export function createRelay(
     token,
     publicOrigin: (config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}`).replace(/\/$/, ''),
     draining: false,
+    events: publisher ?? { emit() {} },
     endSession(session: Session, reason) {
       if (session.graceTimer) clearTimeout(session.graceTimer);
       if (session.expiryTimer) clearTimeout(session.expiryTimer);
@@ -82,6 +109,18 @@ export function createRelay(
         data.session = undefined;
         closeTunnel(ws, data, END_CODES[reason][0], END_CODES[reason][1]);
       }
+      const durationMs = Date.now() - session.createdAt;
+      if (reason === 'expired')
+        ctx.events.emit({ type: 'session.expired', session_id: session.id, duration_ms: durationMs });
+      ctx.events.emit({
+        type: 'session.closed',
+        session_id: session.id,
+        reason,
+        duration_ms: durationMs,
+        requests: session.requests,
+        bytes_in: session.bytesIn,
+        bytes_out: session.bytesOut,
+      });
       log.info({ sessionId: session.id, reason, requests: session.requests }, 'session ended');
     },
   };
@@ -90,15 +129,21 @@ export function createRelay(
   function readRequest(res: HttpResponse, req: HttpRequest): VisitorRequest {
     const headers: [string, string][] = [];
     let headerBytes = 0;
+    let userAgent = '';
+    let referer = '';
     req.forEach((k, v) => {
       headers.push([k, v]);
       headerBytes += k.length + v.length + 4;
+      if (k === 'user-agent') userAgent = v;
+      else if (k === 'referer') referer = v;
     });
     return {
       method: req.getCaseSensitiveMethod().toUpperCase(),
       host: req.getHeader('host'),
       headers,
       headerBytes,
+      userAgent,
+      referer,
       ip: Buffer.from(res.getRemoteAddressAsText()).toString(),
       startedAt: performance.now(),
       requestId: `${bootId}-${(++requestSeq).toString(36)}`,
@@ -106,41 +151,54 @@ export function createRelay(
   }
 
   /** Shared visitor checks for HTTP and WebSocket: answer errors here, return the live session otherwise. */
-  function resolveSession(
-    res: HttpResponse,
-    route: Route & { kind: 'session' },
-    req: VisitorRequest,
-  ): Session | undefined {
-    if (ctx.draining) return void answerError(ctx, res, 'DRAINING', req.startedAt);
-    if (req.headerBytes > config.MAX_HEADER_BYTES)
-      return void answerError(ctx, res, 'HEADERS_TOO_LARGE', req.startedAt);
-    const found = registry.lookup(route.sessionId);
-    if (found.kind === 'expired') return void answerError(ctx, res, 'SESSION_EXPIRED', req.startedAt);
-    if (found.kind === 'unknown') return void answerError(ctx, res, 'SESSION_NOT_FOUND', req.startedAt);
-    if (!found.session.tunnel) return void answerError(ctx, res, 'CLIENT_GONE', req.startedAt);
+  function resolveSession(res: HttpResponse, t: VisitorTarget): Session | undefined {
+    if (ctx.draining) return void rejectVisitor(ctx, res, 'DRAINING', t);
+    if (t.visitor.headerBytes > config.MAX_HEADER_BYTES)
+      return void rejectVisitor(ctx, res, 'HEADERS_TOO_LARGE', t);
+    const found = registry.lookup(t.sessionId);
+    if (found.kind === 'expired') return void rejectVisitor(ctx, res, 'SESSION_EXPIRED', t);
+    if (found.kind === 'unknown') return void rejectVisitor(ctx, res, 'SESSION_NOT_FOUND', t);
+    if (!found.session.tunnel) return void rejectVisitor(ctx, res, 'CLIENT_GONE', t);
     return found.session;
+  }
+
+  /** Route a visitor request: a target for the tunnel, or an answer given here (undefined). */
+  function targetOf(
+    res: HttpResponse,
+    visitor: VisitorRequest,
+    url: string,
+    query: string,
+  ): { route: Route; target?: VisitorTarget } {
+    const route = routeRequest(visitor.host, url, query, config.RELAY_DOMAIN);
+    if (route.kind === 'bad-id') {
+      rejectVisitor(ctx, res, 'BAD_SESSION_ID', {
+        visitor,
+        sessionId: '',
+        hostKind: route.hostKind,
+        path: url,
+      });
+      return { route };
+    }
+    if (route.kind !== 'session') return { route };
+    return {
+      route,
+      target: { visitor, sessionId: route.sessionId, hostKind: route.hostKind, path: route.path },
+    };
   }
 
   function onHttp(res: HttpResponse, req: HttpRequest): void {
     const url = req.getUrl();
     const query = req.getQuery() ?? '';
     const visitor = readRequest(res, req);
-    const route = routeRequest(visitor.host, url, query, config.RELAY_DOMAIN);
-    switch (route.kind) {
-      case 'relay':
-        return serveRelayEndpoint(res, visitor.method, route.path);
-      case 'bad-id':
-        return answerError(ctx, res, 'BAD_SESSION_ID', visitor.startedAt);
-      case 'add-slash':
-        res.cork(() =>
-          res.writeStatus('308 Permanent Redirect').writeHeader('location', route.location).end(),
-        );
-        return;
-      case 'session': {
-        const session = resolveSession(res, route, visitor);
-        if (session) openHttpStream(ctx, res, session, visitor, route.path, route.prefix);
-      }
+    const { route, target } = targetOf(res, visitor, url, query);
+    if (route.kind === 'relay') return serveRelayEndpoint(res, visitor.method, route.path);
+    if (route.kind === 'add-slash') {
+      res.cork(() => res.writeStatus('308 Permanent Redirect').writeHeader('location', route.location).end());
+      return;
     }
+    if (route.kind !== 'session' || !target) return;
+    const session = resolveSession(res, target);
+    if (session) openHttpStream(ctx, res, session, target, route.prefix);
   }
 
   function onUpgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
@@ -150,13 +208,15 @@ export function createRelay(
     const protocol = req.getHeader('sec-websocket-protocol');
     const extensions = req.getHeader('sec-websocket-extensions');
     const visitor = readRequest(res, req);
-    const route = routeRequest(visitor.host, url, query, config.RELAY_DOMAIN);
+    const { route, target } = targetOf(res, visitor, url, query);
     if (route.kind === 'relay' && route.path === TUNNEL_PATH) {
       if (ctx.draining) return answerError(ctx, res, 'DRAINING');
       const data: TunnelSocketData = {
         kind: 'tunnel',
         ip: visitor.ip,
+        connectedAt: Date.now(),
         session: undefined,
+        sessionId: '',
         helloTimer: undefined,
         closing: false,
         inbound: [],
@@ -165,11 +225,10 @@ export function createRelay(
       res.upgrade<SocketData>(data, key, protocol, extensions, context);
       return;
     }
-    if (route.kind === 'bad-id') return answerError(ctx, res, 'BAD_SESSION_ID', visitor.startedAt);
-    if (route.kind !== 'session') return answerError(ctx, res, 'NOT_FOUND', visitor.startedAt);
-    const session = resolveSession(res, route, visitor);
-    if (session)
-      openWsStream(ctx, res, session, visitor, route.path, route.prefix, { key, extensions, context });
+    if (route.kind === 'bad-id') return;
+    if (route.kind !== 'session' || !target) return answerError(ctx, res, 'NOT_FOUND');
+    const session = resolveSession(res, target);
+    if (session) openWsStream(ctx, res, session, target, route.prefix, { key, extensions, context });
   }
 
   function serveRelayEndpoint(res: HttpResponse, method: string, path: string): void {
@@ -227,7 +286,8 @@ export function createRelay(
       message: (ws, message, isBinary) =>
         tunnelMessage(ctx, ws, ws.getUserData() as TunnelSocketData, message, isBinary),
       drain: (ws) => tunnelDrain((ws.getUserData() as TunnelSocketData).session),
-      close: (ws, code) => tunnelClose(ctx, ws.getUserData() as TunnelSocketData, code),
+      close: (ws, code, message) =>
+        tunnelClose(ctx, ws.getUserData() as TunnelSocketData, code, Buffer.from(message).toString()),
     })
     .ws<SocketData>('/*', {
       maxPayloadLength: maxFrame,
@@ -297,6 +357,9 @@ export function createRelay(
       // 4. Close every session and socket.
       for (const s of [...registry.sessions.values()]) ctx.endSession(s, 'shutdown');
       (app as TemplatedApp & { close?: () => void }).close?.();
+      // 5. Flush the event publisher: publish what is buffered, spool the rest to disk.
+      await publisher?.close(5000);
+      await natsLink?.close();
       log.info({ port: boundPort }, 'relay stopped');
     },
   };

@@ -115,6 +115,8 @@ export async function startRelay(env: Record<string, string> = {}): Promise<Rela
     RELAY_DOMAIN: 'localhost',
     LOG_LEVEL: 'info',
     DATA_DIR: mkdtempSync(join(tmpdir(), 'wingman-relay-')),
+    // Tunnel-only tests run without NATS; pipeline tests pass NATS_URL.
+    EVENTS_ENABLED: env.NATS_URL ? 'true' : 'false',
     ...env,
   }) as RelayProc;
   const line = await p.waitFor((l) => l.includes('"relay listening"'));

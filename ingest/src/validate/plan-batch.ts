@@ -151,13 +151,13 @@ export function planBatch(messages: readonly InboundMessage[]): BatchPlan {
       }
       plan.events++;
       const { table, row } = toRow(ev.value);
-      let list = plan.rows.get(table);
-      if (!list) plan.rows.set(table, (list = []));
-      list.push(row);
+      const list = plan.rows.get(table);
+      if (list) list.push(row);
+      else plan.rows.set(table, [row]);
       if (msg.mayRepeat) {
-        let ids = plan.maybeStored.get(table);
-        if (!ids) plan.maybeStored.set(table, (ids = new Set()));
-        ids.add(row.event_id);
+        const ids = plan.maybeStored.get(table);
+        if (ids) ids.add(row.event_id);
+        else plan.maybeStored.set(table, new Set([row.event_id]));
       }
     }
   }

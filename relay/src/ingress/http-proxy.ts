@@ -8,43 +8,39 @@ import {
   type RequestHead,
   responseHeadSchema,
   type VisitorErrorCode,
+  VisitorErrors,
 } from '@wingman/shared';
-import { answerError, type RelayContext, statusLine } from '../context.ts';
-import { statusClass } from '../observability/metrics.ts';
+import {
+  answerError,
+  completeRequest,
+  type RelayContext,
+  rejectVisitor,
+  statusLine,
+  type VisitorTarget,
+} from '../context.ts';
 import { sendCredit, sendReset, sendToClient, tunnelBackpressured } from '../tunnel/send.ts';
 import type { HttpStream, Session } from '../tunnel/session-registry.ts';
-import { forwardRequestHeaders, type HeaderPairs, rewriteResponseHeaders } from './rewrite.ts';
-
-/** Everything copied out of the uWS request before the handler returns (req is invalid after that). */
-export interface VisitorRequest {
-  method: string;
-  host: string;
-  headers: HeaderPairs;
-  headerBytes: number;
-  ip: string;
-  startedAt: number;
-  requestId: string;
-}
+import { forwardRequestHeaders, rewriteResponseHeaders } from './rewrite.ts';
 
 /** Forward a visitor request over a live tunnel as a new stream. */
 export function openHttpStream(
   ctx: RelayContext,
   res: HttpResponse,
   session: Session,
-  req: VisitorRequest,
-  path: string,
+  target: VisitorTarget,
   prefix: string,
 ): void {
   const { config, metrics } = ctx;
+  const req = target.visitor;
   if (session.streams.size >= config.MAX_STREAMS_PER_SESSION)
-    return answerError(ctx, res, 'STREAM_LIMIT', req.startedAt);
+    return rejectVisitor(ctx, res, 'STREAM_LIMIT', target);
   let contentLength = -1;
   let chunked = false;
   for (const [k, v] of req.headers) {
     if (k === 'content-length') contentLength = Number(v);
     else if (k === 'transfer-encoding') chunked = true;
   }
-  if (contentLength > config.MAX_BODY_BYTES) return answerError(ctx, res, 'BODY_TOO_LARGE', req.startedAt);
+  if (contentLength > config.MAX_BODY_BYTES) return rejectVisitor(ctx, res, 'BODY_TOO_LARGE', target);
   const hasBody = chunked || contentLength > 0;
 
   const id = session.nextStreamId;
@@ -53,8 +49,10 @@ export function openHttpStream(
     kind: 'http',
     id,
     res,
-    startedAt: req.startedAt,
-    method: req.method,
+    target,
+    ttfbMs: undefined,
+    server: '',
+    poweredBy: '',
     prefix,
     deadline: undefined,
     headersSent: false,
@@ -79,7 +77,8 @@ export function openHttpStream(
 
   res.onAborted(() => {
     if (stream.done) return;
-    finishStream(ctx, session, stream, 0);
+    // 499: the visitor closed the connection before the answer (nginx's convention).
+    finishStream(ctx, session, stream, 499, 'VISITOR_ABORTED');
     sendReset(session, id, 'VISITOR_ABORTED');
   });
 
@@ -91,7 +90,7 @@ export function openHttpStream(
     trustProxy: config.TRUST_PROXY,
   });
   headers.push(['x-request-id', req.requestId]);
-  const head: RequestHead = { method: req.method, path, headers };
+  const head: RequestHead = { method: req.method, path: target.path, headers };
   sendToClient(session, encodeFrame(FrameType.RequestHead, id, jsonBytes(head), hasBody ? 0 : FrameFlag.Fin));
   if (hasBody) res.onData((ab, isLast) => onUpload(ctx, session, stream, ab, isLast));
 }
@@ -165,27 +164,40 @@ export function failStream(
 ): void {
   if (stream.done) return;
   // A head still deferred has not reached the visitor, so a clean error answer is still possible.
-  const status = stream.headersSent && stream.head === undefined ? stream.status : 0;
-  finishStream(ctx, session, stream, status);
-  if (status === 0) answerError(ctx, stream.res, code, stream.startedAt);
-  else {
+  const written = stream.headersSent && stream.head === undefined;
+  if (!written) {
+    answerError(ctx, stream.res, code);
+    finishStream(ctx, session, stream, VisitorErrors[code].status, code);
+  } else {
     ctx.metrics.errors.inc({ code });
+    finishStream(ctx, session, stream, stream.status, code);
     // Headers are out: the only honest signal left is an aborted connection.
     stream.res.close();
   }
 }
 
-/** Forget a stream and record it. `status` 0 means no response reached the visitor through the tunnel. */
-function finishStream(ctx: RelayContext, session: Session, stream: HttpStream, status: number): void {
+/** Forget a stream and record the request once. */
+function finishStream(
+  ctx: RelayContext,
+  session: Session,
+  stream: HttpStream,
+  status: number,
+  errorCode = '',
+): void {
   stream.done = true;
   if (stream.deadline) clearTimeout(stream.deadline);
   session.streams.delete(stream.id);
   session.waitingDrain.delete(stream);
   ctx.metrics.inflightStreams.dec();
-  if (status > 0) {
-    ctx.metrics.requests.inc({ status_class: statusClass(status) });
-    ctx.metrics.requestDuration.observe((performance.now() - stream.startedAt) / 1000);
-  }
+  completeRequest(ctx, stream.target, {
+    status,
+    ttfbMs: stream.ttfbMs,
+    bytesIn: stream.bytesIn,
+    bytesOut: stream.bytesOut,
+    server: stream.server,
+    poweredBy: stream.poweredBy,
+    errorCode,
+  });
 }
 
 /** The client's ResponseHead frame for an HTTP stream. */
@@ -214,13 +226,19 @@ export function onResponseHead(
     clearTimeout(stream.deadline);
     stream.deadline = undefined;
   }
-  const noBody = stream.method === 'HEAD' || head.status === 204 || head.status === 304 || head.status < 200;
+  stream.ttfbMs = performance.now() - stream.target.visitor.startedAt;
+  const noBody =
+    stream.target.visitor.method === 'HEAD' ||
+    head.status === 204 ||
+    head.status === 304 ||
+    head.status < 200;
   let length: number | undefined;
   for (const [k, v] of head.headers) {
     if (k.length === 14 && k.toLowerCase() === 'content-length') {
       const n = Number(v);
       if (Number.isSafeInteger(n) && n >= 0) length = n;
-    }
+    } else if (k.length === 6 && k.toLowerCase() === 'server') stream.server = v;
+    else if (k.length === 12 && k.toLowerCase() === 'x-powered-by') stream.poweredBy = v;
   }
   const headers = rewriteResponseHeaders(head.headers, {
     prefix: stream.prefix,

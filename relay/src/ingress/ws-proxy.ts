@@ -13,10 +13,15 @@ import {
   type VisitorErrorCode,
   wsAcceptSchema,
 } from '@wingman/shared';
-import { answerError, type RelayContext, statusLine } from '../context.ts';
+import {
+  completeRequest,
+  type RelayContext,
+  rejectVisitor,
+  statusLine,
+  type VisitorTarget,
+} from '../context.ts';
 import { sendCredit, sendReset, sendToClient } from '../tunnel/send.ts';
 import type { Session, SocketData, VisitorSocketData, WsStream } from '../tunnel/session-registry.ts';
-import type { VisitorRequest } from './http-proxy.ts';
 import { forwardRequestHeaders } from './rewrite.ts';
 
 /** Visitor WebSocket bytes the client may leave unacknowledged before the relay gives up on the visitor. */
@@ -27,20 +32,24 @@ export function openWsStream(
   ctx: RelayContext,
   res: HttpResponse,
   session: Session,
-  req: VisitorRequest,
-  path: string,
+  target: VisitorTarget,
   prefix: string,
   upgrade: { key: string; extensions: string; context: us_socket_context_t },
 ): void {
-  if (session.streams.size >= ctx.config.MAX_STREAMS_PER_SESSION) {
-    return answerError(ctx, res, 'STREAM_LIMIT', req.startedAt);
-  }
+  if (session.streams.size >= ctx.config.MAX_STREAMS_PER_SESSION)
+    return rejectVisitor(ctx, res, 'STREAM_LIMIT', target);
+  const req = target.visitor;
   const id = session.nextStreamId;
   session.nextStreamId = id >= 0xffff_fffe ? 1 : id + 1;
   const stream: WsStream = {
     kind: 'ws',
     id,
-    startedAt: req.startedAt,
+    target,
+    openedAt: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
     upgrade: { res, ...upgrade, aborted: false },
     deadline: undefined,
     ws: undefined,
@@ -74,7 +83,7 @@ export function openWsStream(
     true,
   );
   headers.push(['x-request-id', req.requestId]);
-  const head: RequestHead = { method: 'GET', path, headers };
+  const head: RequestHead = { method: 'GET', path: target.path, headers };
   sendToClient(session, encodeFrame(FrameType.WsOpen, id, jsonBytes(head)));
 }
 
@@ -94,7 +103,21 @@ export function refuseUpgrade(
   endWsStream(session, stream);
   const up = stream.upgrade;
   stream.upgrade = undefined;
-  if (up && !up.aborted) answerError(ctx, up.res, code, stream.startedAt);
+  if (up && !up.aborted) rejectVisitor(ctx, up.res, code, stream.target);
+}
+
+/** One websocket.closed event when an open visitor WebSocket ends, whichever side ends it. */
+function recordWsClosed(ctx: RelayContext, stream: WsStream, closeCode: number): void {
+  ctx.events.emit({
+    type: 'websocket.closed',
+    session_id: stream.target.sessionId,
+    duration_ms: performance.now() - stream.openedAt,
+    messages_in: stream.messagesIn,
+    messages_out: stream.messagesOut,
+    bytes_in: stream.bytesIn,
+    bytes_out: stream.bytesOut,
+    close_code: closeCode,
+  });
 }
 
 /** Fail a stream in any phase: refuse a pending upgrade, or close an open visitor socket. */
@@ -108,6 +131,7 @@ export function failWsStream(
   if (stream.done) return;
   if (stream.ws) {
     endWsStream(session, stream);
+    recordWsClosed(ctx, stream, closeCode);
     stream.ws.end(closeCode, code);
   } else refuseUpgrade(ctx, session, stream, code);
 }
@@ -155,12 +179,21 @@ export function onWsFrame(
           .writeHeader('content-type', 'text/plain')
           .end('WebSocket upgrade refused by the local app'),
       );
-      ctx.metrics.requests.inc({ status_class: status >= 500 ? '5xx' : '4xx' });
+      completeRequest(ctx, stream.target, {
+        status,
+        bytesIn: 0,
+        bytesOut: 0,
+        server: '',
+        poweredBy: '',
+        errorCode: 'UPGRADE_REFUSED',
+      });
       return;
     }
     case FrameType.WsMessage: {
       const ws = stream.ws;
       if (!ws) return;
+      stream.messagesOut++;
+      stream.bytesOut += payload.byteLength;
       ws.send(payload, (flags & FrameFlag.Binary) !== 0);
       stream.creditOwed += payload.byteLength;
       if (ws.getBufferedAmount() < ctx.config.STREAM_WINDOW_BYTES) flushWsCredit(ctx, session, stream);
@@ -171,6 +204,7 @@ export function onWsFrame(
       const { code, reason } = readWsClose(payload);
       if (!ws) return refuseUpgrade(ctx, session, stream, 'STREAM_RESET');
       endWsStream(session, stream);
+      recordWsClosed(ctx, stream, code);
       // 1005 and 1006 may not appear on the wire (RFC 6455 §7.4.1).
       if (code === 1006) ws.close();
       else if (code === 1005) ws.end();
@@ -210,8 +244,16 @@ export const visitorSocket = {
       return;
     }
     stream.ws = ws;
+    stream.openedAt = performance.now();
     ctx.metrics.websocketStreams.inc();
-    ctx.metrics.requests.inc({ status_class: '1xx' });
+    completeRequest(ctx, stream.target, {
+      status: 101,
+      bytesIn: 0,
+      bytesOut: 0,
+      server: '',
+      poweredBy: '',
+      errorCode: '',
+    });
   },
   message(
     ctx: RelayContext,
@@ -222,10 +264,13 @@ export const visitorSocket = {
   ): void {
     const stream = liveStream(data);
     if (!stream) return;
+    stream.messagesIn++;
+    stream.bytesIn += message.byteLength;
     stream.unacked += message.byteLength;
     if (stream.unacked > unackedLimit(ctx)) {
       // uWS cannot pause a WebSocket's reads, so a visitor outrunning the local app is closed instead.
       endWsStream(data.session, stream);
+      recordWsClosed(ctx, stream, 1013);
       sendToClient(data.session, encodeWsClose(stream.id, 1013, 'visitor exceeded flow-control window'));
       ws.end(1013, 'flow-control window exceeded');
       ctx.metrics.errors.inc({ code: 'WS_FLOW_CONTROL' });
@@ -241,6 +286,7 @@ export const visitorSocket = {
     const stream = liveStream(data);
     if (!stream) return;
     endWsStream(data.session, stream);
+    recordWsClosed(ctx, stream, code);
     sendToClient(data.session, encodeWsClose(stream.id, code, Buffer.from(message).toString()));
   },
   drain(data: VisitorSocketData): void {

@@ -60,6 +60,37 @@ export function createRelayMetrics() {
       help: '1 while the relay drains before shutdown',
       registers: [registry],
     }),
+    eventsPublished: new Counter({
+      name: 'wingman_relay_events_published_total',
+      help: 'Events stored in JetStream',
+      registers: [registry],
+    }),
+    envelopesPublished: new Counter({
+      name: 'wingman_relay_envelopes_published_total',
+      help: 'Event envelopes stored in JetStream',
+      registers: [registry],
+    }),
+    publishLatency: new Histogram({
+      name: 'wingman_relay_publish_latency_seconds',
+      help: 'JetStream publish round trip per envelope',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    bufferDepth: new Gauge({
+      name: 'wingman_relay_event_buffer_depth',
+      help: 'Events in memory waiting to publish',
+      registers: [registry],
+    }),
+    spoolBytes: new Gauge({
+      name: 'wingman_relay_spool_bytes',
+      help: 'Bytes of event envelopes in the disk spool',
+      registers: [registry],
+    }),
+    eventsDropped: new Counter({
+      name: 'wingman_relay_events_dropped_total',
+      help: 'Events dropped because the spool was full',
+      registers: [registry],
+    }),
   };
   // Pre-create the status-class series so dashboards see zeros, not gaps.
   for (const c of ['1xx', '2xx', '3xx', '4xx', '5xx']) m.requests.inc({ status_class: c }, 0);

@@ -1,13 +1,18 @@
 import type { HttpResponse, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { randomBytes } from 'node:crypto';
 import { FrameBatcher } from '@wingman/shared';
+import type { VisitorTarget } from '../context.ts';
 
 /** userData of every uWS WebSocket: a tunnel client or a visitor. */
 export type SocketData = TunnelSocketData | VisitorSocketData;
 export interface TunnelSocketData {
   kind: 'tunnel';
   ip: string;
+  /** Date.now() when the WebSocket opened. */
+  connectedAt: number;
   session: Session | undefined;
+  /** Id of the session this connection served, kept after `session` is detached (for its connection.closed event). */
+  sessionId: string;
   helloTimer: NodeJS.Timeout | undefined;
   /** Set once the socket is closing or closed (by either side): it must not be used after. */
   closing: boolean;
@@ -30,8 +35,12 @@ export interface HttpStream {
   kind: 'http';
   id: number;
   res: HttpResponse;
-  startedAt: number;
-  method: string;
+  target: VisitorTarget;
+  /** ms from the visitor's first byte to the response head; set when the head arrives. */
+  ttfbMs: number | undefined;
+  /** Response `server` and `x-powered-by`: framework hints for analytics. */
+  server: string;
+  poweredBy: string;
   /** '/session/{id}' for path-based routing, '' for host-based; used to rewrite Location and cookies. */
   prefix: string;
   /** The one deadline: answers 504 if the response head has not arrived. */
@@ -70,7 +79,13 @@ export interface HttpStream {
 export interface WsStream {
   kind: 'ws';
   id: number;
-  startedAt: number;
+  target: VisitorTarget;
+  /** performance.now() when the visitor socket opened. */
+  openedAt: number;
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
   /** Present until the upgrade completes (or the visitor leaves). */
   upgrade:
     | { res: HttpResponse; key: string; extensions: string; context: us_socket_context_t; aborted: boolean }

@@ -152,10 +152,30 @@ function tokenMatches(expected: string, given: string | undefined): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** Refuse a hello: close with a code and record the failed relay connection attempt. */
+function refuse(
+  ctx: RelayContext,
+  ws: WebSocket<SocketData>,
+  data: TunnelSocketData,
+  code: number,
+  reason: string,
+): void {
+  ctx.events.emit({
+    type: 'connection.attempt',
+    session_id: '',
+    transport: 'relay',
+    success: false,
+    reason,
+    client_ip: data.ip,
+  });
+  closeTunnel(ws, data, code, reason);
+}
+
 function onHello(ctx: RelayContext, ws: WebSocket<SocketData>, data: TunnelSocketData, hello: Hello): void {
   const { config, registry, log } = ctx;
   if (hello.protocol !== PROTOCOL_VERSION) {
-    return closeTunnel(
+    return refuse(
+      ctx,
       ws,
       data,
       TunnelCloseCode.UnsupportedProtocol,
@@ -165,15 +185,21 @@ function onHello(ctx: RelayContext, ws: WebSocket<SocketData>, data: TunnelSocke
   if (!tokenMatches(ctx.token, hello.token)) {
     ctx.metrics.errors.inc({ code: 'UNAUTHORIZED' });
     log.warn({ ip: data.ip }, 'tunnel hello with missing or wrong token');
-    return closeTunnel(ws, data, TunnelCloseCode.Unauthorized, 'unauthorized: missing or wrong token');
+    ctx.events.emit({
+      type: 'auth.failed',
+      session_id: '',
+      client_ip: data.ip,
+      reason: hello.token === undefined ? 'missing token' : 'wrong token',
+    });
+    return refuse(ctx, ws, data, TunnelCloseCode.Unauthorized, 'unauthorized: missing or wrong token');
   }
-  if (ctx.draining) return closeTunnel(ws, data, TunnelCloseCode.GoingAway, 'relay is draining; reconnect');
+  if (ctx.draining) return refuse(ctx, ws, data, TunnelCloseCode.GoingAway, 'relay is draining; reconnect');
   let session: Session | undefined;
   let resumed = false;
   if (hello.resumeToken) {
     session = registry.byResumeToken(hello.resumeToken);
     if (!session)
-      return closeTunnel(ws, data, TunnelCloseCode.ResumeFailed, 'resume failed: session unknown or ended');
+      return refuse(ctx, ws, data, TunnelCloseCode.ResumeFailed, 'resume failed: session unknown or ended');
     resumed = true;
     const old = session.tunnel;
     if (old) {
@@ -186,11 +212,11 @@ function onHello(ctx: RelayContext, ws: WebSocket<SocketData>, data: TunnelSocke
   } else {
     if (registry.size >= config.MAX_SESSIONS) {
       ctx.metrics.errors.inc({ code: 'AT_CAPACITY' });
-      return closeTunnel(ws, data, TunnelCloseCode.AtCapacity, 'relay at capacity (MAX_SESSIONS)');
+      return refuse(ctx, ws, data, TunnelCloseCode.AtCapacity, 'relay at capacity (MAX_SESSIONS)');
     }
     const requested = hello.subdomain?.toLowerCase();
     if (requested && !registry.isFree(requested)) {
-      return closeTunnel(ws, data, TunnelCloseCode.SubdomainTaken, `subdomain ${requested} is in use`);
+      return refuse(ctx, ws, data, TunnelCloseCode.SubdomainTaken, `subdomain ${requested} is in use`);
     }
     session = registry.add({
       id: requested ?? newSessionId(),
@@ -203,13 +229,37 @@ function onHello(ctx: RelayContext, ws: WebSocket<SocketData>, data: TunnelSocke
     s.expiryTimer = setTimeout(() => ctx.endSession(s, 'expired'), config.SESSION_TIMEOUT);
     s.expiryTimer.unref();
     ctx.metrics.activeSessions.set(registry.size);
+    ctx.events.emit({
+      type: 'session.created',
+      session_id: s.id,
+      port: hello.localPort,
+      requested_subdomain: requested ?? null,
+      client_version: hello.clientVersion,
+      url_kind: 'both',
+      api_key_id: null,
+      client_ip: data.ip,
+    });
   }
+  ctx.events.emit({
+    type: resumed ? 'connection.resumed' : 'connection.opened',
+    session_id: session.id,
+    client_ip: data.ip,
+  });
+  ctx.events.emit({
+    type: 'connection.attempt',
+    session_id: session.id,
+    transport: 'relay',
+    success: true,
+    reason: resumed ? 'resumed' : 'new session',
+    client_ip: data.ip,
+  });
   if (data.helloTimer) clearTimeout(data.helloTimer);
   data.helloTimer = undefined;
   if (session.graceTimer) clearTimeout(session.graceTimer);
   session.graceTimer = undefined;
   session.tunnel = ws;
   data.session = session;
+  data.sessionId = session.id;
   const reply: SessionMessage = {
     type: 'session',
     sessionId: session.id,
@@ -251,13 +301,22 @@ export function failAllStreams(ctx: RelayContext, session: Session): void {
   }
 }
 
-export function tunnelClose(ctx: RelayContext, data: TunnelSocketData, code: number): void {
+export function tunnelClose(ctx: RelayContext, data: TunnelSocketData, code: number, reason: string): void {
   ctx.metrics.tunnelConnections.dec();
   data.closing = true;
   data.inbound = [];
   if (data.helloTimer) clearTimeout(data.helloTimer);
   const session = data.session;
   data.session = undefined;
+  if (data.sessionId) {
+    ctx.events.emit({
+      type: 'connection.closed',
+      session_id: data.sessionId,
+      code: code > 4999 ? 0 : code,
+      reason: reason.slice(0, 128),
+      duration_ms: Date.now() - data.connectedAt,
+    });
+  }
   if (!session || session.tunnel === undefined) return;
   session.tunnel = undefined;
   session.out.clear();

@@ -8,11 +8,11 @@ const doc = readFileSync(join(import.meta.dirname, '../../../docs/errors.md'), '
 
 describe('error catalogue', () => {
   it.each(Object.entries(VisitorErrors))('docs/errors.md lists %s with its status', (code, { status }) => {
-    expect(doc).toMatch(new RegExp(`\\| \`${code}\` \\| ${status} \\|`));
+    expect(doc).toMatch(new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*${status}\\s*\\|`));
   });
 
   it.each(Object.entries(TunnelCloseCode))('docs/errors.md lists close code %s (%i)', (name, code) => {
-    expect(doc).toMatch(new RegExp(`\\| ${code} \\| \`${name}\` \\|`));
+    expect(doc).toMatch(new RegExp(`\\|\\s*${code}\\s*\\|\\s*\`${name}\`\\s*\\|`));
   });
 
   it('renders a small JSON body with the code', () => {

@@ -1,0 +1,217 @@
+import { randomBytes } from 'node:crypto';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import {
+  type Envelope,
+  EVENT_VERSION,
+  type EventInput,
+  type Logger,
+  newEventId,
+  Topology,
+  type WingmanEvent,
+} from '@wingman/shared';
+import type { Spool } from './spool.ts';
+
+/** Header marking envelopes replayed from the spool: ingest checks their events against what is stored. */
+export const REPLAYED_HEADER = 'Wingman-Replayed';
+
+export interface PublisherLimits {
+  /** Events per envelope. */
+  maxEvents: number;
+  /** Oldest event in the open envelope waits at most this long. */
+  maxAgeMs: number;
+  /** Sealed envelopes kept in memory waiting to publish; beyond this they spill to the spool. */
+  maxBufferBytes: number;
+  publishTimeoutMs: number;
+}
+
+export interface PublisherMetrics {
+  eventsPublished: { inc(n?: number): void };
+  envelopesPublished: { inc(n?: number): void };
+  publishLatency: { observe(seconds: number): void };
+  bufferDepth: { set(n: number): void };
+  spoolBytes: { set(n: number): void };
+  eventsDropped: { inc(n?: number): void };
+}
+
+interface Sealed {
+  id: string;
+  json: string;
+  events: number;
+}
+
+/**
+ * Buffers events off the request path, batches them into envelopes (count and
+ * age limits) and publishes each to JetStream with its own Nats-Msg-Id, so a
+ * retried publish is stored once. While NATS is down or slow, envelopes spill
+ * to the disk spool and are replayed in order once it is back; only a full
+ * spool drops events, and those are counted and logged.
+ */
+export class EventPublisher {
+  private open: WingmanEvent[] = [];
+  private openSince = 0;
+  private queue: Sealed[] = [];
+  private queueBytes = 0;
+  private seq = 0;
+  private readonly bootId = randomBytes(4).toString('hex');
+  private js: JetStreamClient | undefined;
+  private pumping = false;
+  private closed = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly subject: string;
+
+  constructor(
+    private readonly relayId: string,
+    private readonly spool: Spool,
+    private readonly limits: PublisherLimits,
+    private readonly metrics: PublisherMetrics,
+    private readonly log: Logger,
+  ) {
+    this.subject = Topology.eventsSubject(relayId);
+    this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(limits.maxAgeMs / 2)));
+    this.timer.unref();
+    metrics.spoolBytes.set(spool.bytes);
+  }
+
+  /** Record one event. Cheap and synchronous: never waits on NATS or disk. */
+  emit(input: EventInput): void {
+    if (this.closed) return;
+    const event = {
+      ...input,
+      v: EVENT_VERSION,
+      event_id: newEventId(),
+      ts: Date.now(),
+      relay_id: this.relayId,
+    } as WingmanEvent;
+    if (this.open.length === 0) this.openSince = event.ts;
+    this.open.push(event);
+    if (this.open.length >= this.limits.maxEvents) this.seal();
+  }
+
+  /** Publishing target; undefined while NATS is unreachable (envelopes go to the spool). */
+  setJetStream(js: JetStreamClient | undefined): void {
+    this.js = js;
+    if (js) this.pump();
+  }
+
+  private tick(): void {
+    if (this.open.length > 0 && Date.now() - this.openSince >= this.limits.maxAgeMs) this.seal();
+    if (this.js && !this.spool.isEmpty) this.pump();
+  }
+
+  private seal(): void {
+    const events = this.open;
+    this.open = [];
+    const id = `${this.relayId}-${this.bootId}-${++this.seq}`;
+    const envelope: Envelope = { v: 1, relay_id: this.relayId, id, events };
+    const sealed: Sealed = { id, json: JSON.stringify(envelope), events: events.length };
+    // Keep order: once anything is spooled, later envelopes queue behind it on disk.
+    if (
+      !this.js ||
+      !this.spool.isEmpty ||
+      this.queueBytes + sealed.json.length > this.limits.maxBufferBytes
+    ) {
+      this.toSpool(sealed);
+    } else {
+      this.queue.push(sealed);
+      this.queueBytes += sealed.json.length;
+    }
+    this.reportDepth();
+    this.pump();
+  }
+
+  private toSpool(s: Sealed): void {
+    if (this.spool.append(s.json)) {
+      this.metrics.spoolBytes.set(this.spool.bytes);
+      return;
+    }
+    this.metrics.eventsDropped.inc(s.events);
+    this.log.error(
+      { envelope: s.id, events: s.events, spoolBytes: this.spool.bytes },
+      'event spool full: events dropped',
+    );
+  }
+
+  private reportDepth(): void {
+    let n = this.open.length;
+    for (const s of this.queue) n += s.events;
+    this.metrics.bufferDepth.set(n);
+  }
+
+  /** Publish in order: the spool first (older), then the in-memory queue. One publish in flight. */
+  private pump(): void {
+    if (this.pumping || !this.js) return;
+    this.pumping = true;
+    void this.drain().finally(() => {
+      this.pumping = false;
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.js) {
+      const fromSpool = !this.spool.isEmpty;
+      let sealed: Sealed | undefined;
+      if (fromSpool) {
+        const json = this.spool.peek();
+        if (json === undefined) continue;
+        const parsed = JSON.parse(json) as Envelope;
+        sealed = { id: parsed.id, json, events: parsed.events.length };
+      } else sealed = this.queue[0];
+      if (!sealed) return;
+      const started = performance.now();
+      try {
+        const h = natsHeaders();
+        if (fromSpool) h.set(REPLAYED_HEADER, '1');
+        await this.js.publish(this.subject, sealed.json, {
+          msgID: sealed.id,
+          timeout: this.limits.publishTimeoutMs,
+          headers: h,
+        });
+      } catch (err) {
+        this.log.warn(
+          { err: (err as Error).message, envelope: sealed.id },
+          'publish failed; spooling until NATS is back',
+        );
+        this.spillQueue();
+        return;
+      }
+      this.metrics.publishLatency.observe((performance.now() - started) / 1000);
+      this.metrics.envelopesPublished.inc();
+      this.metrics.eventsPublished.inc(sealed.events);
+      if (fromSpool) {
+        this.spool.ack();
+        this.metrics.spoolBytes.set(this.spool.bytes);
+      } else {
+        this.queue.shift();
+        this.queueBytes -= sealed.json.length;
+        this.reportDepth();
+      }
+    }
+  }
+
+  /** Move the in-memory queue to the spool, preserving order. */
+  private spillQueue(): void {
+    for (const s of this.queue) this.toSpool(s);
+    this.queue = [];
+    this.queueBytes = 0;
+    this.reportDepth();
+  }
+
+  /**
+   * Seal what is open and publish everything within `timeoutMs`; whatever is
+   * left goes to the spool (fsynced) for the next start.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    if (this.open.length > 0) this.seal();
+    this.closed = true;
+    clearInterval(this.timer);
+    const deadline = Date.now() + timeoutMs;
+    while ((this.queue.length > 0 || (this.js && !this.spool.isEmpty)) && this.js && Date.now() < deadline) {
+      this.pump();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    while (this.pumping && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.spillQueue();
+    this.spool.close();
+  }
+}

@@ -1,0 +1,143 @@
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Append-only disk spool for event envelopes while NATS is unreachable.
+ *
+ * Records are envelope JSON, one per line (JSON.stringify never emits a raw
+ * newline), in segment files `NNNNNNNNNN.seg` of about `segmentBytes`. Reads
+ * go oldest first; a segment is deleted once every record in it is published.
+ *
+ * fsync policy: a segment is fsynced when it is rotated or closed, and the
+ * open segment at most `fsyncIntervalMs` after a write. A relay crash loses
+ * nothing written (the data is in the page cache); an OS crash or power loss
+ * can lose at most the last `fsyncIntervalMs` of spooled envelopes.
+ *
+ * After a restart every record left on disk is published again from the start
+ * of its segment; JetStream's duplicate window and ingest's replay check keep
+ * those that were already published from counting twice.
+ */
+export class Spool {
+  private segments: { seq: number; bytes: number }[] = [];
+  private totalBytes = 0;
+  private writeFd: number | undefined;
+  private dirty = false;
+  /** Records of the oldest segment not yet acknowledged, and the cursor into them. */
+  private readLines: string[] | undefined;
+  private readCursor = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly dir: string,
+    private readonly maxBytes: number,
+    private readonly segmentBytes = 8 * 1024 * 1024,
+    fsyncIntervalMs = 1000,
+  ) {
+    mkdirSync(dir, { recursive: true });
+    for (const f of readdirSync(dir).sort()) {
+      const m = /^(\d{10})\.seg$/.exec(f);
+      if (!m) continue;
+      const bytes = statSync(join(dir, f)).size;
+      if (bytes === 0) {
+        unlinkSync(join(dir, f));
+        continue;
+      }
+      this.segments.push({ seq: Number(m[1]), bytes });
+      this.totalBytes += bytes;
+    }
+    this.timer = setInterval(() => this.sync(), fsyncIntervalMs);
+    this.timer.unref();
+  }
+
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  get isEmpty(): boolean {
+    return this.segments.length === 0;
+  }
+
+  private file(seq: number): string {
+    return join(this.dir, `${String(seq).padStart(10, '0')}.seg`);
+  }
+
+  /** Append one record. False, and nothing written, when the spool is full. */
+  append(record: string): boolean {
+    const line = `${record}\n`;
+    const size = Buffer.byteLength(line);
+    if (this.totalBytes + size > this.maxBytes) return false;
+    let tail = this.segments.at(-1);
+    if (!tail || this.writeFd === undefined || tail.bytes >= this.segmentBytes) {
+      this.closeWriter();
+      tail = { seq: (tail?.seq ?? 0) + 1, bytes: 0 };
+      this.segments.push(tail);
+      this.writeFd = openSync(this.file(tail.seq), 'a');
+    }
+    writeSync(this.writeFd, line);
+    tail.bytes += size;
+    this.totalBytes += size;
+    this.dirty = true;
+    // Keep the in-memory view of a segment being read and written at once current.
+    if (this.readLines && this.segments.length === 1) this.readLines.push(record);
+    return true;
+  }
+
+  /** The oldest record not yet acknowledged. */
+  peek(): string | undefined {
+    while (this.segments.length > 0) {
+      if (!this.readLines) {
+        const raw = readFileSync(this.file(this.segments[0]!.seq), 'utf8');
+        this.readLines = raw.split('\n').filter((l) => l.length > 0);
+        this.readCursor = 0;
+      }
+      if (this.readCursor < this.readLines.length) return this.readLines[this.readCursor];
+      // The oldest segment is fully published.
+      this.dropOldest();
+    }
+    return undefined;
+  }
+
+  /** Acknowledge the record `peek` returned: it is published. */
+  ack(): void {
+    this.readCursor++;
+    if (this.readLines && this.readCursor >= this.readLines.length) this.dropOldest();
+  }
+
+  private dropOldest(): void {
+    const head = this.segments.shift();
+    this.readLines = undefined;
+    this.readCursor = 0;
+    if (!head) return;
+    if (this.segments.length === 0) this.closeWriter();
+    this.totalBytes -= head.bytes;
+    unlinkSync(this.file(head.seq));
+  }
+
+  /** fsync the open segment if anything was written since the last sync. */
+  sync(): void {
+    if (this.dirty && this.writeFd !== undefined) fsyncSync(this.writeFd);
+    this.dirty = false;
+  }
+
+  private closeWriter(): void {
+    if (this.writeFd === undefined) return;
+    this.sync();
+    closeSync(this.writeFd);
+    this.writeFd = undefined;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.closeWriter();
+  }
+}
