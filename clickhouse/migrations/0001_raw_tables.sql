@@ -68,7 +68,9 @@ CREATE TABLE IF NOT EXISTS requests
     server LowCardinality(String),
     powered_by LowCardinality(String),
     framework LowCardinality(String),
-    error_code LowCardinality(String)
+    error_code LowCardinality(String),
+    -- When ingest inserted the row: ingested_at - ts is the pipeline lag.
+    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMMDD(ts)

@@ -12,7 +12,9 @@ export const ingestConfigSchema = z.object({
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
     .default('default'),
-  CHDB_PATH: z.string().default('.wingman/chdb'),
+  DATA_DIR: z.string().default('.wingman'),
+  /** Embedded chDB data directory; defaults to DATA_DIR/chdb. */
+  CHDB_PATH: z.string().optional(),
   RAW_TTL_DAYS: envInt(30, 1, 3650),
   /** Messages per pull; each message is an envelope of up to ~100 events. */
   FETCH_BATCH: envInt(200, 1, 10_000),

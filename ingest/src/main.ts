@@ -8,7 +8,7 @@ import { startWorker } from './consume/worker.ts';
 import { startHttp } from './observability/http-server.ts';
 import { createIngestMetrics } from './observability/metrics.ts';
 import { runMigrations } from './sink/migrate.ts';
-import { createWarehouse } from './sink/warehouse.ts';
+import { chdbPath, createWarehouse } from './sink/warehouse.ts';
 
 async function main(): Promise<void> {
   let config: Readonly<IngestConfig>;
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const ch = await createWarehouse(config);
   const ran = await runMigrations(ch, { rawTtlDays: config.RAW_TTL_DAYS });
   log.info(
-    { ran, warehouse: config.CLICKHOUSE_URL ? 'server' : `chdb:${config.CHDB_PATH}` },
+    { ran, warehouse: config.CLICKHOUSE_URL ? 'server' : `chdb:${chdbPath(config)}` },
     'clickhouse migrations applied',
   );
 

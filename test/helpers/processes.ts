@@ -18,18 +18,22 @@ export class Proc {
 
   constructor(readonly child: ChildProcess) {
     this.rl = createInterface({ input: child.stdout! });
-    this.rl.on('line', (line) => {
-      this.lines.push(line);
-      this.waiters = this.waiters.filter((w) => {
-        if (!w.match(line)) return true;
-        w.resolve(line);
-        return false;
-      });
-    });
+    this.rl.on('line', (line) => this.onLine(line));
     child.stderr!.on('data', (d: Buffer) => {
       this.stderr += d.toString();
     });
+    // Some programs (nats-server) log to stderr: make those lines waitable too.
+    createInterface({ input: child.stderr! }).on('line', (line) => this.onLine(line));
     this.exited = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })));
+  }
+
+  private onLine(line: string): void {
+    this.lines.push(line);
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.match(line)) return true;
+      w.resolve(line);
+      return false;
+    });
   }
 
   /** Stop keeping stdout lines (benchmarks: reading them would steal CPU from the system under test). */

@@ -31,18 +31,35 @@ export function loadNamedQuery(name: string): string {
   return readFileSync(join(QUERIES_DIR, `${name}.sql`), 'utf8');
 }
 
+/** Statement kinds allowed, as the first line of ClickHouse's own `EXPLAIN AST`. */
+const ALLOWED_AST = /^(SelectWithUnionQuery|SelectIntersectExceptQuery|ShowTables|ShowCreate\w*|DescribeQuery|Explain|Exists\w*)\b/;
+/** Table functions that reach outside the warehouse (files, URLs, other databases, programs). */
+const OUTSIDE = /\bFunction (file|url|s3\w*|remote\w*|hdfs\w*|mysql|postgresql|jdbc|odbc|executable\w*|azureBlobStorage\w*|gcs|sqlite|mongodb|redis|input|cluster\w*)\b/;
+
+/**
+ * Decide with ClickHouse's own parser whether `sql` only reads the warehouse.
+ * (A session-level `readonly` setting cannot be used: chDB applies settings
+ * with SET, so it would stick to the ingest worker's session.)
+ */
+async function refuseUnlessReadOnly(ch: ClickHouseClient, sql: string): Promise<string | undefined> {
+  if (/\bINTO\s+OUTFILE\b/i.test(sql)) return 'INTO OUTFILE is not allowed';
+  const explained = await ch.query({ query: `EXPLAIN AST ${sql}`, format: 'TabSeparatedRaw' });
+  const ast = await explained.text();
+  if (!ALLOWED_AST.test(ast)) return `only read queries are allowed, not ${ast.split(' ')[0]}`;
+  if (OUTSIDE.test(ast)) return 'table functions that read outside the warehouse are not allowed';
+  return undefined;
+}
+
 /** Run a read-only request against the warehouse. */
 export async function runSql(ch: ClickHouseClient, req: SqlRequest): Promise<SqlReply> {
-  const sql = 'sql' in req ? req.sql : loadNamedQuery(req.query);
-  const refusal = checkReadOnly(sql.replace(/^\s*--.*$/gm, ''));
+  const raw = 'sql' in req ? req.sql : loadNamedQuery(req.query);
+  const sql = raw.replace(/^\s*--.*$/gm, '').trim().replace(/;\s*$/, '');
+  const refusal = checkReadOnly(sql);
   if (refusal) return { ok: false, error: refusal };
   try {
-    const result = await ch.query({
-      query: sql.replace(/;\s*$/, ''),
-      query_params: req.params ?? {},
-      format: 'JSONEachRow',
-      clickhouse_settings: { readonly: '2' },
-    });
+    const why = await refuseUnlessReadOnly(ch, sql);
+    if (why) return { ok: false, error: why };
+    const result = await ch.query({ query: sql, query_params: req.params ?? {}, format: 'JSONEachRow' });
     return { ok: true, rows: await result.json<Record<string, unknown>>() };
   } catch (err) {
     return { ok: false, error: (err as Error).message.split('\n')[0]!.slice(0, 2000) };

@@ -1,4 +1,5 @@
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import { join } from 'node:path';
 import type { IngestConfig } from '../config.ts';
 
 /** Settings for every insert: synchronous inserts (newer servers default to async). */
@@ -21,7 +22,9 @@ export async function createWarehouse(c: Readonly<IngestConfig>): Promise<ClickH
     });
   }
   const { createChdbConnection } = await import('chdb/connection');
-  return createClient({ connection: createChdbConnection({ path: c.CHDB_PATH }) } as Parameters<
+  return createClient({ connection: createChdbConnection({ path: chdbPath(c) }) } as Parameters<
     typeof createClient
   >[0]);
 }
+
+export const chdbPath = (c: Readonly<IngestConfig>): string => c.CHDB_PATH ?? join(c.DATA_DIR, 'chdb');
