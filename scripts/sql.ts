@@ -8,13 +8,24 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import { checkReadOnly, createWarehouse, loadIngestConfig, runSql, type SqlReply, type SqlRequest } from '@wingman/ingest';
+import {
+  checkReadOnly,
+  createWarehouse,
+  loadIngestConfig,
+  runSql,
+  type SqlReply,
+  type SqlRequest,
+} from '@wingman/ingest';
 import { Topology } from '@wingman/shared';
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
   allowPositionals: true,
-  options: { query: { type: 'string' }, param: { type: 'string', multiple: true }, json: { type: 'boolean', default: false } },
+  options: {
+    query: { type: 'string' },
+    param: { type: 'string', multiple: true },
+    json: { type: 'boolean', default: false },
+  },
 });
 
 const params: Record<string, string> = {};
@@ -28,7 +39,9 @@ if (values.query) request = { query: values.query, params };
 else {
   const arg = positionals.join(' ').trim();
   if (!arg) {
-    process.stderr.write('usage: npm run sql -- "<SELECT …>" | file.sql | --query insights/<name> --param from=… --param to=…\n');
+    process.stderr.write(
+      'usage: npm run sql -- "<SELECT …>" | file.sql | --query insights/<name> --param from=… --param to=…\n',
+    );
     process.exit(2);
   }
   const sql = arg.endsWith('.sql') && existsSync(arg) ? readFileSync(arg, 'utf8') : arg;
@@ -48,14 +61,18 @@ if (config.CLICKHOUSE_URL) {
   await ch.close();
 } else {
   const nc = await connect({ servers: config.NATS_URL, name: 'wingman-sql' }).catch((err: Error) => {
-    process.stderr.write(`sql: cannot reach NATS at ${config.NATS_URL} (${err.message}). Is \`npm start\` running?\n`);
+    process.stderr.write(
+      `sql: cannot reach NATS at ${config.NATS_URL} (${err.message}). Is \`npm start\` running?\n`,
+    );
     process.exit(1);
   });
   try {
     const msg = await nc.request(Topology.sqlSubject, JSON.stringify(request), { timeout: 30_000 });
     reply = JSON.parse(msg.string()) as SqlReply;
   } catch (err) {
-    process.stderr.write(`sql: no answer from ingest (${(err as Error).message}). Is the ingest worker running?\n`);
+    process.stderr.write(
+      `sql: no answer from ingest (${(err as Error).message}). Is the ingest worker running?\n`,
+    );
     process.exit(1);
   } finally {
     await nc.close();
@@ -75,5 +92,11 @@ function formatTable(rows: Record<string, unknown>[]): string {
   const cell = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
   const widths = cols.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
   const line = (vals: string[]) => vals.map((v, i) => v.slice(0, 60).padEnd(widths[i]!)).join('  ');
-  return [line(cols), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n') + `\n(${rows.length} row${rows.length === 1 ? '' : 's'})`;
+  return (
+    [
+      line(cols),
+      widths.map((w) => '-'.repeat(w)).join('  '),
+      ...rows.map((r) => line(cols.map((c) => cell(r[c])))),
+    ].join('\n') + `\n(${rows.length} row${rows.length === 1 ? '' : 's'})`
+  );
 }

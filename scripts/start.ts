@@ -15,7 +15,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dataDir = process.env.DATA_DIR ?? join(root, '.wingman');
 const natsPort = Number(process.env.NATS_PORT ?? 4222);
 const ownNats = !process.env.NATS_URL;
-const env = { ...process.env, NATS_URL: process.env.NATS_URL ?? `nats://127.0.0.1:${natsPort}`, DATA_DIR: dataDir };
+const env = {
+  ...process.env,
+  NATS_URL: process.env.NATS_URL ?? `nats://127.0.0.1:${natsPort}`,
+  DATA_DIR: dataDir,
+};
 
 function waitForPort(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -54,7 +58,8 @@ function run(name: string, cmd: string, args: string[]): ChildProcess {
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
-  const exited = (c: ChildProcess) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)));
+  const exited = (c: ChildProcess) =>
+    new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)));
   // Services first (they drain and flush events), NATS last.
   const services = children.filter((c) => c.name !== 'nats-server');
   for (const { child } of services) child.kill('SIGTERM');
@@ -70,7 +75,17 @@ process.on('SIGTERM', () => void stop());
 if (ownNats) {
   const store = join(dataDir, 'nats');
   mkdirSync(store, { recursive: true });
-  run('nats-server', 'nats-server', ['-js', '-sd', store, '-a', '127.0.0.1', '-p', String(natsPort), '-l', join(store, 'nats-server.log')]);
+  run('nats-server', 'nats-server', [
+    '-js',
+    '-sd',
+    store,
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(natsPort),
+    '-l',
+    join(store, 'nats-server.log'),
+  ]);
   await waitForPort(natsPort, 10_000);
 }
 run('relay', process.execPath, ['--import', 'tsx', 'relay/src/main.ts']);

@@ -32,9 +32,11 @@ export function loadNamedQuery(name: string): string {
 }
 
 /** Statement kinds allowed, as the first line of ClickHouse's own `EXPLAIN AST`. */
-const ALLOWED_AST = /^(SelectWithUnionQuery|SelectIntersectExceptQuery|ShowTables|ShowCreate\w*|DescribeQuery|Explain|Exists\w*)\b/;
+const ALLOWED_AST =
+  /^(SelectWithUnionQuery|SelectIntersectExceptQuery|ShowTables|ShowCreate\w*|DescribeQuery|Explain|Exists\w*)\b/;
 /** Table functions that reach outside the warehouse (files, URLs, other databases, programs). */
-const OUTSIDE = /\bFunction (file|url|s3\w*|remote\w*|hdfs\w*|mysql|postgresql|jdbc|odbc|executable\w*|azureBlobStorage\w*|gcs|sqlite|mongodb|redis|input|cluster\w*)\b/;
+const OUTSIDE =
+  /\bFunction (file|url|s3\w*|remote\w*|hdfs\w*|mysql|postgresql|jdbc|odbc|executable\w*|azureBlobStorage\w*|gcs|sqlite|mongodb|redis|input|cluster\w*)\b/;
 
 /**
  * Decide with ClickHouse's own parser whether `sql` only reads the warehouse.
@@ -43,8 +45,10 @@ const OUTSIDE = /\bFunction (file|url|s3\w*|remote\w*|hdfs\w*|mysql|postgresql|j
  */
 async function refuseUnlessReadOnly(ch: ClickHouseClient, sql: string): Promise<string | undefined> {
   if (/\bINTO\s+OUTFILE\b/i.test(sql)) return 'INTO OUTFILE is not allowed';
-  const explained = await ch.query({ query: `EXPLAIN AST ${sql}`, format: 'TabSeparatedRaw' });
-  const ast = await explained.text();
+  const explained = await ch.query({ query: `EXPLAIN AST ${sql}`, format: 'JSONEachRow' });
+  // A server answers {"explain": line} rows; chDB answers bare strings for a one-column result.
+  const lines = await explained.json<string | { explain: string }>();
+  const ast = lines.map((r) => (typeof r === 'string' ? r : r.explain).trim()).join('\n');
   if (!ALLOWED_AST.test(ast)) return `only read queries are allowed, not ${ast.split(' ')[0]}`;
   if (OUTSIDE.test(ast)) return 'table functions that read outside the warehouse are not allowed';
   return undefined;
@@ -53,7 +57,10 @@ async function refuseUnlessReadOnly(ch: ClickHouseClient, sql: string): Promise<
 /** Run a read-only request against the warehouse. */
 export async function runSql(ch: ClickHouseClient, req: SqlRequest): Promise<SqlReply> {
   const raw = 'sql' in req ? req.sql : loadNamedQuery(req.query);
-  const sql = raw.replace(/^\s*--.*$/gm, '').trim().replace(/;\s*$/, '');
+  const sql = raw
+    .replace(/^\s*--.*$/gm, '')
+    .trim()
+    .replace(/;\s*$/, '');
   const refusal = checkReadOnly(sql);
   if (refusal) return { ok: false, error: refusal };
   try {

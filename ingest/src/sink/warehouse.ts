@@ -1,5 +1,5 @@
-import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import { join } from 'node:path';
+import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import type { IngestConfig } from '../config.ts';
 
 /** Settings for every insert: synchronous inserts (newer servers default to async). */

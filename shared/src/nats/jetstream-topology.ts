@@ -36,6 +36,8 @@ export const natsConfigShape = {
   /** Window in which a repeated Nats-Msg-Id is stored only once. */
   DUPLICATE_WINDOW_MS: envInt(10 * 60_000, 1000),
   JS_REPLICAS: envInt(1, 1, 5),
+  /** Unacked messages are redelivered after this; ingest acks or naks each batch well within it. */
+  ACK_WAIT_MS: envInt(10_000, 1000),
 };
 export type NatsConfig = { [K in keyof typeof natsConfigShape]: z.output<(typeof natsConfigShape)[K]> };
 
@@ -89,7 +91,7 @@ export async function migrateJetStream(
     durable_name: Topology.ingestConsumer,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(60_000),
+    ack_wait: nanos(c.ACK_WAIT_MS),
     max_ack_pending: 50_000,
     max_waiting: 64,
   };

@@ -1,0 +1,297 @@
+import http from 'node:http';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { newEventId, Topology } from '@wingman/shared';
+import { afterEach, describe, expect, it } from 'vitest';
+import { request } from '../../test/helpers/http.ts';
+import {
+  chdbExec,
+  eventually,
+  type IngestProc,
+  type NatsProc,
+  natsConnect,
+  sql,
+  startIngest,
+  startNats,
+  unacked,
+} from '../../test/helpers/pipeline.ts';
+import { type Proc, startClient, startLocalApp, startRelay } from '../../test/helpers/processes.ts';
+
+/** Send n requests through the tunnel, 16 at a time; returns how many got a 200. */
+async function traffic(base: string, n: number, path = (i: number) => `users/${i}?q=${i}`): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  let ok = 0;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < n) {
+        const i = next++;
+        const r = await request(`${base}${path(i)}`, {
+          agent,
+          headers: { 'user-agent': 'pipeline-test', referer: 'https://ref.example.com/p' },
+        });
+        if (r.status === 200) ok++;
+      }
+    }),
+  );
+  agent.destroy();
+  return ok;
+}
+
+const countRequests = async (nc: NatsConnection) =>
+  Number(
+    (await sql<{ c: string }>(nc, "SELECT count() AS c FROM requests WHERE user_agent = 'pipeline-test'"))[0]!
+      .c,
+  );
+
+describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)', () => {
+  const procs: Proc[] = [];
+  const conns: NatsConnection[] = [];
+  afterEach(async () => {
+    await Promise.all(conns.splice(0).map((c) => c.close()));
+    await Promise.all(
+      procs
+        .splice(0)
+        .reverse()
+        .map((p) => p.stop('SIGKILL')),
+    );
+  });
+
+  async function stack(opts: { relayEnv?: Record<string, string>; ingest?: boolean } = {}) {
+    const nats = await startNats();
+    procs.push(nats);
+    const [relay, app] = await Promise.all([
+      startRelay({ NATS_URL: nats.url, ...opts.relayEnv }),
+      startLocalApp(),
+    ]);
+    procs.push(relay, app);
+    const client = await startClient(relay, app.port);
+    procs.push(client);
+    let ingest: IngestProc | undefined;
+    if (opts.ingest !== false) {
+      ingest = await startIngest(nats.url);
+      procs.push(ingest);
+    }
+    const nc = await natsConnect(nats.url);
+    conns.push(nc);
+    return { nats, relay, app, client, ingest, nc, base: client.session.urls.path };
+  }
+
+  it('N requests through a real tunnel become exactly N request.completed rows with correct fields', async () => {
+    const { nc, base, client } = await stack();
+    const n = 300;
+    expect(await traffic(base, n)).toBe(n);
+    // One visitor request that never reaches a client.
+    expect(
+      (
+        await request(base.replace(client.session.sessionId, 'nosuchsession1'), {
+          headers: { 'user-agent': 'pipeline-test' },
+        })
+      ).status,
+    ).toBe(404);
+    await eventually(
+      () => countRequests(nc),
+      (c) => c >= n + 1,
+    );
+    const rows = await sql<Record<string, string | number>>(
+      nc,
+      "SELECT session_id, method, host_kind, status, path, referrer_host, visitor_ip, error_code, bytes_out, duration_ms >= ttfb_ms AS ttfb_ok, count() AS c FROM requests WHERE user_agent = 'pipeline-test' GROUP BY ALL ORDER BY status, bytes_out",
+    );
+    const ok = rows.filter((r) => Number(r.status) === 200);
+    expect(ok.reduce((a, r) => a + Number(r.c), 0)).toBe(n);
+    for (const r of ok) {
+      expect(r).toMatchObject({
+        session_id: client.session.sessionId,
+        method: 'GET',
+        host_kind: 'path',
+        path: '/users/:id',
+        referrer_host: 'ref.example.com',
+        visitor_ip: '127.0.0.1',
+        error_code: '',
+        ttfb_ok: 1,
+      });
+      expect(Number(r.bytes_out)).toBeGreaterThan(100);
+    }
+    expect(rows.find((r) => Number(r.status) === 404)).toMatchObject({
+      session_id: 'nosuchsession1',
+      error_code: 'SESSION_NOT_FOUND',
+    });
+    expect(Number(rows.find((r) => Number(r.status) === 404)?.c)).toBe(1);
+    // Exactly once: no duplicate rows even before merges, and the per-minute rollup agrees.
+    expect(await countRequests(nc)).toBe(n + 1);
+    const rolled = await sql<{ s: string }>(
+      nc,
+      `SELECT sum(requests) AS s FROM requests_by_session_1m WHERE session_id = '${client.session.sessionId}'`,
+    );
+    expect(Number(rolled[0]!.s)).toBe(n);
+    // Session lifecycle and connection events arrived too.
+    const types = await sql<{ type: string }>(
+      nc,
+      `SELECT type FROM sessions WHERE session_id = '${client.session.sessionId}' UNION ALL SELECT type FROM connections WHERE session_id = '${client.session.sessionId}'`,
+    );
+    expect(types.map((t) => t.type).sort()).toEqual([
+      'connection.attempt',
+      'connection.opened',
+      'session.created',
+    ]);
+  });
+
+  it('ingest killed with SIGKILL mid-batch and restarted: still exactly N rows', async () => {
+    const { nats, nc, base, ingest } = await stack();
+    const n = 2000;
+    const sending = traffic(base, n);
+    // Kill as soon as some rows are in, while traffic is still flowing.
+    await eventually(
+      () => countRequests(nc),
+      (c) => c > 0,
+      30_000,
+      20,
+    );
+    await ingest!.stop('SIGKILL');
+    expect(await sending).toBe(n);
+    const again = await startIngest(nats.url, { CHDB_PATH: ingest!.chdbPath });
+    procs.push(again);
+    await eventually(
+      () => countRequests(nc),
+      (c) => c >= n,
+      60_000,
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await countRequests(nc)).toBe(n);
+    const rolled = await sql<{ s: string }>(
+      nc,
+      "SELECT sum(requests) AS s FROM requests_by_ip_1m WHERE visitor_ip = '127.0.0.1'",
+    );
+    expect(Number(rolled[0]!.s)).toBe(n);
+  }, 120_000);
+
+  it('nats-server stopped for 10 s during traffic: the relay spools, replays in order, and there are exactly N rows', async () => {
+    const { nats, nc, base, relay } = await stack();
+    const n = 600;
+    const first = await traffic(base, n / 3);
+    await nats.stop('SIGTERM');
+    const during = await traffic(base, n / 3);
+    const metrics = (await request(`${relay.url}/metrics`)).body.toString();
+    expect(Number(/wingman_relay_spool_bytes (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 10_000));
+    const nats2 = await startNats({ port: nats.port, storeDir: nats.storeDir });
+    procs.push(nats2);
+    const last = await traffic(base, n / 3);
+    expect(first + during + last).toBe(n);
+    await eventually(
+      () => countRequests(nc),
+      (c) => c >= n,
+      60_000,
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await countRequests(nc)).toBe(n);
+    const after = (await request(`${relay.url}/metrics`)).body.toString();
+    expect(after).toMatch(/wingman_relay_spool_bytes 0\b/);
+    expect(after).toMatch(/wingman_relay_events_dropped_total 0\b/);
+  }, 120_000);
+
+  it('ClickHouse inserts failing for a while leave messages unacked; after recovery there are exactly N rows', async () => {
+    const { nats, nc, base, ingest } = await stack();
+    // Break the warehouse: with ingest stopped, rename the requests table away (migrations are recorded, so it stays gone).
+    await ingest!.stop('SIGTERM');
+    await chdbExec(ingest!.chdbPath, 'RENAME TABLE requests TO requests_parked');
+    const broken = await startIngest(nats.url, {
+      CHDB_PATH: ingest!.chdbPath,
+      RETRY_MIN_MS: '100',
+      RETRY_MAX_MS: '500',
+    });
+    procs.push(broken);
+    const n = 200;
+    expect(await traffic(base, n)).toBe(n);
+    const scrape = async () => (await request(`http://127.0.0.1:${broken.httpPort}/metrics`)).body.toString();
+    await eventually(scrape, (m) => /wingman_ingest_insert_failures_total [1-9]/.test(m));
+    expect(await scrape()).not.toMatch(/wingman_ingest_rows_inserted_total\{table="requests"\} [1-9]/);
+    expect(await unacked(nc)).toBeGreaterThan(0);
+    // Recover: stop the worker (it leaves its batch unacked), restore the table, start again.
+    await broken.stop('SIGTERM');
+    await chdbExec(ingest!.chdbPath, 'RENAME TABLE requests_parked TO requests');
+    const healed = await startIngest(nats.url, { CHDB_PATH: ingest!.chdbPath });
+    procs.push(healed);
+    await eventually(
+      () => countRequests(nc),
+      (c) => c >= n,
+      60_000,
+    );
+    await eventually(
+      () => unacked(nc),
+      (u) => u === 0,
+    );
+    expect(await countRequests(nc)).toBe(n);
+  }, 120_000);
+
+  it('malformed events go to the DLQ with reasons; valid events after them are ingested', async () => {
+    const nats = await startNats();
+    procs.push(nats);
+    const ingest = await startIngest(nats.url);
+    procs.push(ingest);
+    const nc = await natsConnect(nats.url);
+    conns.push(nc);
+    const js = jetstream(nc);
+    const subject = Topology.eventsSubject('test-relay');
+    const valid = (i: number) => ({
+      v: 1,
+      event_id: newEventId(),
+      ts: Date.now(),
+      relay_id: 'test-relay',
+      session_id: 'dlqsession1',
+      type: 'request.completed',
+      method: 'GET',
+      host_kind: 'host',
+      status: 200,
+      duration_ms: 1,
+      ttfb_ms: 1,
+      bytes_in: 0,
+      bytes_out: i,
+      path: '/',
+      visitor_ip: '8.8.8.8',
+      user_agent: 'pipeline-test',
+      referrer_host: '',
+      server: '',
+      powered_by: 'Express',
+      error_code: '',
+    });
+    const envelope = (id: string, events: unknown[]) =>
+      JSON.stringify({ v: 1, relay_id: 'test-relay', id, events });
+    await js.publish(subject, 'this is not json', { msgID: 'bad-1' });
+    await js.publish(subject, JSON.stringify({ v: 2, nope: true }), { msgID: 'bad-2' });
+    await js.publish(
+      subject,
+      envelope('mixed', [{ ...valid(1), type: 'made.up' }, { ...valid(2), status: 'two hundred' }, valid(3)]),
+      { msgID: 'mixed' },
+    );
+    await js.publish(subject, envelope('good', [valid(4), valid(5)]), { msgID: 'good' });
+    await eventually(
+      () => countRequests(nc),
+      (c) => c >= 3,
+    );
+    expect(await countRequests(nc)).toBe(3);
+    const enriched = await sql<{ country: string; framework: string }>(
+      nc,
+      "SELECT DISTINCT country, framework FROM requests WHERE session_id = 'dlqsession1'",
+    );
+    expect(enriched).toEqual([{ country: 'US', framework: 'Express' }]);
+    const jsm = await jetstreamManager(nc);
+    const dlq = await eventually(
+      () => jsm.streams.info(Topology.dlqStream),
+      (i) => i.state.messages >= 4,
+    );
+    expect(dlq.state.messages).toBe(4);
+    const reasons: string[] = [];
+    for (let seq = 1; seq <= 4; seq++) {
+      const m = await jsm.streams.getMessage(Topology.dlqStream, { seq });
+      reasons.push(m!.header.get('Wingman-Dlq-Reason'));
+    }
+    expect(reasons[0]).toMatch(/bad envelope: not valid JSON/);
+    expect(reasons[1]).toMatch(/bad envelope/);
+    expect(reasons.slice(2).join('\n')).toMatch(/invalid event/);
+    expect(reasons.slice(2).join('\n')).toMatch(/status/);
+    const metrics = (await request(`http://127.0.0.1:${ingest.httpPort}/metrics`)).body.toString();
+    expect(metrics).toMatch(/wingman_ingest_dlq_total 4/);
+    expect(await unacked(nc)).toBe(0);
+  });
+});
