@@ -92,11 +92,10 @@ function formatTable(rows: Record<string, unknown>[]): string {
   const cell = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
   const widths = cols.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
   const line = (vals: string[]) => vals.map((v, i) => v.slice(0, 60).padEnd(widths[i]!)).join('  ');
-  return (
-    [
-      line(cols),
-      widths.map((w) => '-'.repeat(w)).join('  '),
-      ...rows.map((r) => line(cols.map((c) => cell(r[c])))),
-    ].join('\n') + `\n(${rows.length} row${rows.length === 1 ? '' : 's'})`
-  );
+  const table = [
+    line(cols),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...rows.map((r) => line(cols.map((c) => cell(r[c])))),
+  ];
+  return `${table.join('\n')}\n(${rows.length} row${rows.length === 1 ? '' : 's'})`;
 }

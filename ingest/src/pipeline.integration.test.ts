@@ -8,7 +8,6 @@ import {
   chdbExec,
   eventually,
   type IngestProc,
-  type NatsProc,
   natsConnect,
   sql,
   startIngest,
