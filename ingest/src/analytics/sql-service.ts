@@ -43,12 +43,22 @@ const OUTSIDE =
  * (A session-level `readonly` setting cannot be used: chDB applies settings
  * with SET, so it would stick to the ingest worker's session.)
  */
-async function refuseUnlessReadOnly(ch: ClickHouseClient, sql: string): Promise<string | undefined> {
+async function refuseUnlessReadOnly(
+  ch: ClickHouseClient,
+  sql: string,
+  params: Record<string, unknown>,
+): Promise<string | undefined> {
   if (/\bINTO\s+OUTFILE\b/i.test(sql)) return 'INTO OUTFILE is not allowed';
-  const explained = await ch.query({ query: `EXPLAIN AST ${sql}`, format: 'JSONEachRow' });
-  // A server answers {"explain": line} rows; chDB answers bare strings for a one-column result.
-  const lines = await explained.json<string | { explain: string }>();
-  const ast = lines.map((r) => (typeof r === 'string' ? r : r.explain).trim()).join('\n');
+  const explained = await ch.query({
+    query: `EXPLAIN AST ${sql}`,
+    query_params: params,
+    format: 'TabSeparatedRaw',
+  });
+  // A server answers raw lines; chDB quotes each line as CSV whatever the format: unquote both alike.
+  const ast = (await explained.text())
+    .split('\n')
+    .map((l) => l.replace(/^"|"$/g, '').trim())
+    .join('\n');
   if (!ALLOWED_AST.test(ast)) return `only read queries are allowed, not ${ast.split(' ')[0]}`;
   if (OUTSIDE.test(ast)) return 'table functions that read outside the warehouse are not allowed';
   return undefined;
@@ -64,7 +74,7 @@ export async function runSql(ch: ClickHouseClient, req: SqlRequest): Promise<Sql
   const refusal = checkReadOnly(sql);
   if (refusal) return { ok: false, error: refusal };
   try {
-    const why = await refuseUnlessReadOnly(ch, sql);
+    const why = await refuseUnlessReadOnly(ch, sql, req.params ?? {});
     if (why) return { ok: false, error: why };
     const result = await ch.query({ query: sql, query_params: req.params ?? {}, format: 'JSONEachRow' });
     return { ok: true, rows: await result.json<Record<string, unknown>>() };
