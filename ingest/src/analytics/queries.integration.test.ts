@@ -295,11 +295,11 @@ describe('insight queries on a seeded data set', () => {
     ]);
   });
   it('a time range outside the data returns nothing', async () => {
-    const r = await runSql(ch, { query: 'insights/total_sessions', params: { from: '2020-01-01 00:00:00', to: '2020-01-02 00:00:00' } });
+    const r = await runSql(ch, {
+      query: 'insights/total_sessions',
+      params: { from: '2020-01-01 00:00:00', to: '2020-01-02 00:00:00' },
+    });
     expect(r.ok && Number(r.rows[0]!.total_sessions)).toBe(0);
-  });
-    expect(r).toEqual({ ok: true, rows: [{ total_sessions: expect.anything() }] });
-    expect(Number((r as { rows: { total_sessions: unknown }[] }).rows[0]!.total_sessions)).toBe(0);
   });
 });
 
