@@ -39,11 +39,9 @@ const FRAMEWORKS: [RegExp, string][] = [
   [/apache/i, 'Apache'],
 ];
 
-/** The framework a response came from, guessed from its headers; '' when there is no hint. */
+/** The framework a response came from, guessed from its headers (most specific match wins); '' when there is no hint. */
 export function frameworkOf(server: string, poweredBy: string): string {
-  for (const hint of [poweredBy, server]) {
-    if (!hint) continue;
-    for (const [re, name] of FRAMEWORKS) if (re.test(hint)) return name;
-  }
+  if (!server && !poweredBy) return '';
+  for (const [re, name] of FRAMEWORKS) if (re.test(poweredBy) || re.test(server)) return name;
   return '';
 }

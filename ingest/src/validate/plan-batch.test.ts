@@ -1,0 +1,111 @@
+import { newEventId } from '@wingman/shared';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { retryDelay } from '../consume/worker.ts';
+import { frameworkOf } from './enrich.ts';
+import { chTime, planBatch, withoutStored } from './plan-batch.ts';
+
+const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
+const event = (over: Record<string, unknown> = {}) => ({
+  v: 1,
+  event_id: newEventId(),
+  ts: Date.UTC(2026, 10, 27, 12, 0, 0, 123),
+  relay_id: 'r1',
+  session_id: 's1',
+  type: 'websocket.closed',
+  duration_ms: 5,
+  messages_in: 1,
+  messages_out: 2,
+  bytes_in: 3,
+  bytes_out: 4,
+  close_code: 1000,
+  ...over,
+});
+const envelope = (events: unknown[]) => ({ v: 1, relay_id: 'r1', id: 'r1-x-1', events });
+
+describe('planBatch', () => {
+  it('routes events to their family tables and bad input to the DLQ with reasons', () => {
+    const good = event();
+    const plan = planBatch([
+      { data: enc('{oops'), mayRepeat: false },
+      { data: enc(envelope([good, { ...event(), close_code: 'x' }, { type: 'nope' }])), mayRepeat: false },
+      {
+        data: enc(envelope([event({ type: 'auth.failed', client_ip: '1.2.3.4', reason: 'wrong token' })])),
+        mayRepeat: true,
+      },
+    ]);
+    expect(plan.events).toBe(2);
+    expect(plan.rows.get('websockets')).toEqual([
+      {
+        event_id: good.event_id,
+        ts: '2026-11-27 12:00:00.123',
+        relay_id: 'r1',
+        session_id: 's1',
+        duration_ms: 5,
+        messages_in: 1,
+        messages_out: 2,
+        bytes_in: 3,
+        bytes_out: 4,
+        close_code: 1000,
+      },
+    ]);
+    expect(plan.rows.get('security')?.[0]).toMatchObject({
+      type: 'auth.failed',
+      ip: '1.2.3.4',
+      reason: 'wrong token',
+    });
+    expect(plan.dlq.map((d) => d.reason.split(':')[0])).toEqual([
+      'bad envelope',
+      'invalid event',
+      'invalid event',
+    ]);
+    expect(plan.dlq[1]!.reason).toContain('close_code');
+    // Only events from messages that may repeat are checked against storage.
+    expect([...plan.maybeStored.keys()]).toEqual(['security']);
+  });
+
+  it('never throws on arbitrary bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.anything(), (bytes, value) => {
+        const plan = planBatch([
+          { data: bytes, mayRepeat: false },
+          { data: enc(envelope([value])), mayRepeat: true },
+        ]);
+        expect(plan.events + plan.dlq.length).toBeGreaterThanOrEqual(1);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('helpers', () => {
+  it('withoutStored drops stored ids and repeats within the batch', () => {
+    const rows = [
+      { event_id: 'a', ts: '' },
+      { event_id: 'b', ts: '' },
+      { event_id: 'b', ts: '' },
+      { event_id: 'c', ts: '' },
+    ];
+    expect(withoutStored(rows, new Set(['c'])).map((r) => r.event_id)).toEqual(['a', 'b']);
+  });
+
+  it('retryDelay doubles up to the cap', () => {
+    expect([1, 2, 3, 10].map((f) => retryDelay(f, 500, 3000))).toEqual([500, 1000, 2000, 3000]);
+  });
+
+  it('chTime is ClickHouse DateTime64(3) text in UTC', () => {
+    expect(chTime(0)).toBe('1970-01-01 00:00:00.000');
+  });
+
+  it.each([
+    ['', 'Express', 'Express'],
+    ['Next.js', 'Express', 'Next.js'],
+    ['nginx/1.25.3', '', 'nginx'],
+    ['', 'PHP/8.3', 'PHP'],
+    ['Werkzeug/3.0 Python/3.12', '', 'Flask'],
+    ['', '', ''],
+    ['MyServer', '', ''],
+  ])('frameworkOf(server=%s, powered=%s) = %s', (server, powered, expected) => {
+    expect(frameworkOf(server, powered)).toBe(expected);
+  });
+});
