@@ -48,15 +48,23 @@ export interface IngestProc extends Proc {
 }
 
 /** The ingest worker as its own process, with its own chDB directory unless one is given. */
-export async function startIngest(natsUrl: string, env: Record<string, string> = {}): Promise<IngestProc> {
+export async function startIngest(
+  natsUrl: string,
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+): Promise<IngestProc> {
   const chdbPath = env.CHDB_PATH ?? mkdtempSync(join(tmpdir(), 'wingman-chdb-'));
-  const p = spawnTs(['ingest/src/main.ts'], {
-    NATS_URL: natsUrl,
-    CHDB_PATH: chdbPath,
-    HTTP_PORT: '0',
-    LOG_LEVEL: 'info',
-    ...env,
-  }) as IngestProc;
+  const p = spawnTs(
+    ['ingest/src/main.ts'],
+    {
+      NATS_URL: natsUrl,
+      CHDB_PATH: chdbPath,
+      HTTP_PORT: '0',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    nodeArgs,
+  ) as IngestProc;
   const line = await p.waitFor((l) => l.includes('"ingest ready"'), 60_000);
   p.httpPort = (JSON.parse(line) as { httpPort: number }).httpPort;
   p.chdbPath = chdbPath;

@@ -83,7 +83,7 @@ export class Proc {
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill(signal);
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
     await this.exited;
     clearTimeout(t);
   }
@@ -96,9 +96,9 @@ export class Proc {
 }
 
 /** Run a TypeScript entry point in one node process (not the tsx CLI, which would add a wrapper process). */
-export function spawnTs(args: string[], env: Record<string, string> = {}): Proc {
+export function spawnTs(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Proc {
   return new Proc(
-    spawn(process.execPath, ['--import', 'tsx', ...args], {
+    spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,9 +5,10 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { type EventInput, newEventId, type WingmanEvent } from '@wingman/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadIngestConfig } from '../config.ts';
+import { insertRows } from '../sink/insert.ts';
 import { runMigrations } from '../sink/migrate.ts';
-import { createWarehouse, INSERT_SETTINGS } from '../sink/warehouse.ts';
-import { toRow } from '../validate/plan-batch.ts';
+import { createWarehouse } from '../sink/warehouse.ts';
+import { TABLE_COLUMNS, type TableName, toRow } from '../validate/plan-batch.ts';
 import { QUERIES_DIR, runSql } from './sql-service.ts';
 
 /**
@@ -146,14 +147,14 @@ function seed(): WingmanEvent[] {
   return out;
 }
 
+/** Insert the way the worker does: rows per family table, through the materialized views. */
 async function insertEvents(events: WingmanEvent[]): Promise<void> {
-  const byTable = new Map<string, Record<string, unknown>[]>();
+  const byTable = new Map<TableName, ReturnType<typeof toRow>['row'][]>();
   for (const e of events) {
     const { table, row } = toRow(e);
     byTable.set(table, [...(byTable.get(table) ?? []), row]);
   }
-  for (const [table, values] of byTable)
-    await ch.insert({ table, values, format: 'JSONEachRow', clickhouse_settings: INSERT_SETTINGS });
+  for (const [table, rows] of byTable) await insertRows(ch, table, rows);
 }
 
 async function named(query: string, params: Record<string, unknown> = {}) {
@@ -180,6 +181,18 @@ afterAll(async () => {
 });
 
 describe('migrations', () => {
+  it('the columns ingest writes exist in the schema, in every raw table', async () => {
+    for (const [table, cols] of Object.entries(TABLE_COLUMNS)) {
+      const r = await ch.query({
+        query: 'SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String}',
+        query_params: { t: table },
+        format: 'JSONEachRow',
+      });
+      const present = new Set((await r.json<{ name: string }>()).map((c) => c.name));
+      expect(cols.filter((c) => !present.has(c))).toEqual([]);
+    }
+  });
+
   it('applying them twice is a no-op', async () => {
     const snapshot = async () => {
       const r = await ch.query({

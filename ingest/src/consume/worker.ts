@@ -4,7 +4,7 @@ import { headers as natsHeaders } from '@nats-io/transport-node';
 import { type Logger, Topology } from '@wingman/shared';
 import type { IngestConfig } from '../config.ts';
 import type { IngestMetrics } from '../observability/metrics.ts';
-import { INSERT_SETTINGS } from '../sink/warehouse.ts';
+import { insertRows } from '../sink/insert.ts';
 import {
   type BatchPlan,
   planBatch,
@@ -52,12 +52,7 @@ export function startWorker(deps: {
       if (maybe && maybe.size > 0) toInsert = withoutStored(rows, await storedIds(ch, table, rows, maybe));
       if (toInsert.length === 0) continue;
       const end = metrics.insertDuration.startTimer({ table });
-      await ch.insert({
-        table,
-        values: toInsert,
-        format: 'JSONEachRow',
-        clickhouse_settings: INSERT_SETTINGS,
-      });
+      await insertRows(ch, table, toInsert);
       end();
       metrics.rowsInserted.inc({ table }, toInsert.length);
     }
@@ -74,13 +69,8 @@ export function startWorker(deps: {
       log.warn({ count: plan.dlq.length, first: plan.dlq[0]?.reason }, 'events sent to the DLQ');
   }
 
-  async function handle(batch: JsMsg[]): Promise<void> {
-    const plan = planBatch(
-      batch.map((m) => ({
-        data: m.data,
-        mayRepeat: m.redelivered || m.headers?.get(REPLAYED_HEADER) === '1',
-      })),
-    );
+  /** Insert a planned batch, then ack it; on failure nak it with a backoff delay. Batches commit one at a time, in order. */
+  async function commit(batch: JsMsg[], plan: BatchPlan): Promise<void> {
     const redelivered = batch.filter((m) => m.redelivered).length;
     if (redelivered > 0) metrics.redeliveries.inc(redelivered);
     try {
@@ -104,23 +94,42 @@ export function startWorker(deps: {
     metrics.events.inc(plan.events);
   }
 
-  const done = (async () => {
-    while (!stopping) {
-      let batch: JsMsg[] = [];
-      try {
-        const iter = await consumer.fetch({
-          max_messages: config.FETCH_BATCH,
-          expires: config.FETCH_EXPIRES_MS,
-        });
-        for await (const m of iter) batch.push(m);
-      } catch (err) {
-        if (stopping) break;
+  async function fetchBatch(): Promise<JsMsg[]> {
+    const batch: JsMsg[] = [];
+    try {
+      const iter = await consumer.fetch({
+        max_messages: config.FETCH_BATCH,
+        expires: config.FETCH_EXPIRES_MS,
+      });
+      for await (const m of iter) batch.push(m);
+    } catch (err) {
+      if (!stopping) {
         log.warn({ err: (err as Error).message }, 'fetch failed; retrying');
         await sleep(500);
-        batch = [];
       }
-      if (batch.length > 0) await handle(batch);
+      // Messages already received stay unacked and are redelivered after the ack wait.
+      return [];
     }
+    return batch;
+  }
+
+  // Fetch and plan the next batch while the previous one is being inserted (ClickHouse works on
+  // its own threads), but commit strictly one batch at a time.
+  const done = (async () => {
+    let committing: Promise<void> = Promise.resolve();
+    while (!stopping) {
+      const batch = await fetchBatch();
+      if (batch.length === 0) continue;
+      const plan = planBatch(
+        batch.map((m) => ({
+          data: m.data,
+          mayRepeat: m.redelivered || m.headers?.get(REPLAYED_HEADER) === '1',
+        })),
+      );
+      await committing;
+      committing = commit(batch, plan);
+    }
+    await committing;
   })();
 
   return {

@@ -7,7 +7,21 @@ import geoip from 'geoip-lite';
  */
 export function countryOf(ip: string): string {
   if (!ip) return '';
-  return geoip.lookup(ip.startsWith('::ffff:') ? ip.slice(7) : ip)?.country ?? '';
+  let country = countryCache.get(ip);
+  if (country === undefined) {
+    country = geoip.lookup(ip.startsWith('::ffff:') ? ip.slice(7) : ip)?.country ?? '';
+    remember(countryCache, ip, country);
+  }
+  return country;
+}
+
+/** Lookups repeat heavily (the same visitors, the same dev servers): keep recent answers. */
+const CACHE_MAX = 50_000;
+const countryCache = new Map<string, string>();
+const frameworkCache = new Map<string, string>();
+function remember(cache: Map<string, string>, key: string, value: string): void {
+  if (cache.size >= CACHE_MAX) cache.clear();
+  cache.set(key, value);
 }
 
 /** Framework hints in `x-powered-by` and `server`, most specific first. */
@@ -42,6 +56,11 @@ const FRAMEWORKS: [RegExp, string][] = [
 /** The framework a response came from, guessed from its headers (most specific match wins); '' when there is no hint. */
 export function frameworkOf(server: string, poweredBy: string): string {
   if (!server && !poweredBy) return '';
-  for (const [re, name] of FRAMEWORKS) if (re.test(poweredBy) || re.test(server)) return name;
-  return '';
+  const key = `${server}\u0000${poweredBy}`;
+  let name = frameworkCache.get(key);
+  if (name === undefined) {
+    name = FRAMEWORKS.find(([re]) => re.test(poweredBy) || re.test(server))?.[1] ?? '';
+    remember(frameworkCache, key, name);
+  }
+  return name;
 }

@@ -57,6 +57,9 @@ export class EventPublisher {
   private js: JetStreamClient | undefined;
   private pumping = false;
   private closed = false;
+  /** After a failed publish, no retry before this time (doubling backoff), unless NATS reconnects. */
+  private retryAt = 0;
+  private failures = 0;
   private readonly timer: NodeJS.Timeout;
   private readonly subject: string;
 
@@ -91,6 +94,7 @@ export class EventPublisher {
   /** Publishing target; undefined while NATS is unreachable (envelopes go to the spool). */
   setJetStream(js: JetStreamClient | undefined): void {
     this.js = js;
+    this.retryAt = 0;
     if (js) this.pump();
   }
 
@@ -108,6 +112,7 @@ export class EventPublisher {
     // Keep order: once anything is spooled, later envelopes queue behind it on disk.
     if (
       !this.js ||
+      Date.now() < this.retryAt ||
       !this.spool.isEmpty ||
       this.queueBytes + sealed.json.length > this.limits.maxBufferBytes
     ) {
@@ -140,7 +145,7 @@ export class EventPublisher {
 
   /** Publish in order: the spool first (older), then the in-memory queue. One publish in flight. */
   private pump(): void {
-    if (this.pumping || !this.js) return;
+    if (this.pumping || !this.js || Date.now() < this.retryAt) return;
     this.pumping = true;
     void this.drain().finally(() => {
       this.pumping = false;
@@ -168,13 +173,17 @@ export class EventPublisher {
           headers: h,
         });
       } catch (err) {
+        this.failures++;
+        const backoffMs = Math.min(30_000, 500 * 2 ** Math.min(this.failures - 1, 6));
+        this.retryAt = Date.now() + backoffMs;
         this.log.warn(
-          { err: (err as Error).message, envelope: sealed.id },
-          'publish failed; spooling until NATS is back',
+          { err: (err as Error).message, envelope: sealed.id, retryInMs: backoffMs },
+          'publish failed; spooling',
         );
         this.spillQueue();
         return;
       }
+      this.failures = 0;
       this.metrics.publishLatency.observe((performance.now() - started) / 1000);
       this.metrics.envelopesPublished.inc();
       this.metrics.eventsPublished.inc(sealed.events);

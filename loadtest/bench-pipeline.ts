@@ -1,0 +1,166 @@
+/**
+ * npm run bench:pipeline [-- --events 300000] [-- --rate 20000] [-- --smoke]
+ *
+ * The event pipeline with real parts: the relay's own EventPublisher (batched
+ * envelopes, Nats-Msg-Id) -> nats-server (JetStream, file storage) -> the
+ * ingest worker as its own process -> embedded chDB. Two phases, so the
+ * publisher (in this process) does not share the 2 cores with ingest while
+ * ingest's capacity is measured:
+ *   1. capacity: `events` are published while ingest is stopped; ingest then
+ *      starts and drains them. events_per_s = events / (last - first insert).
+ *   2. lag: with ingest running, events are published at `rate` per second for
+ *      a few seconds; lag = ingested_at - ts per event.
+ * Exactly-once is checked over both phases. Last line: one JSON object.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createLogger, migrateJetStream } from '@wingman/shared';
+import { loadIngestConfig } from '../ingest/src/config.ts';
+import { EventPublisher } from '../relay/src/events/publisher.ts';
+import { Spool } from '../relay/src/events/spool.ts';
+import { eventually, natsConnect, sql, startIngest, startNats } from '../test/helpers/pipeline.ts';
+import { benchArgs, round } from './harness.ts';
+
+const args = benchArgs({ events: { type: 'string' }, rate: { type: 'string' } });
+const total = Number(args.events ?? (args.smoke ? 20_000 : 300_000));
+const rate = Number(args.rate ?? (args.smoke ? 5000 : 20_000));
+const lagSeconds = args.smoke ? 2 : 8;
+const RUN = `bench${Date.now().toString(36)}`;
+
+function makePublisher(nc: NatsConnection) {
+  let depth = 0;
+  const noop = { inc() {}, observe() {}, set() {} };
+  const publisher = new EventPublisher(
+    'bench-relay',
+    new Spool(mkdtempSync(join(tmpdir(), 'wingman-bench-spool-')), 1024 ** 3),
+    { maxEvents: 100, maxAgeMs: 200, maxBufferBytes: 8 * 1024 * 1024, publishTimeoutMs: 5000 },
+    {
+      eventsPublished: noop,
+      envelopesPublished: noop,
+      publishLatency: noop,
+      spoolBytes: noop,
+      eventsDropped: noop,
+      bufferDepth: { set: (n: number) => (depth = n) },
+    },
+    createLogger('bench', 'warn'),
+  );
+  publisher.setJetStream(jetstream(nc));
+  let seq = 0;
+  const emit = (phase: string) =>
+    publisher.emit({
+      type: 'request.completed',
+      session_id: `${RUN}${phase}`,
+      method: 'GET',
+      host_kind: 'path',
+      status: seq % 50 === 0 ? 404 : 200,
+      duration_ms: 1 + (seq % 20),
+      ttfb_ms: 1,
+      bytes_in: 0,
+      bytes_out: 512,
+      path: '/items/:id',
+      visitor_ip: `203.0.113.${seq++ % 250}`,
+      user_agent: 'bench/1.0',
+      referrer_host: '',
+      server: 'nginx',
+      powered_by: 'Express',
+      error_code: '',
+    });
+  return { publisher, emit, depth: () => depth };
+}
+
+const nats = await startNats();
+const nc = await natsConnect(nats.url);
+// The streams must exist before phase 1 publishes (ingest, which would create them, starts later).
+await migrateJetStream(nc, await jetstreamManager(nc), loadIngestConfig({ NATS_URL: nats.url }));
+let ingest: Awaited<ReturnType<typeof startIngest>> | undefined;
+try {
+  // Phase 1: fill the stream, then let ingest drain it.
+  const p1 = makePublisher(nc);
+  for (let sent = 0; sent < total; ) {
+    if (p1.depth() > 20_000) {
+      await new Promise((r) => setTimeout(r, 1));
+      continue;
+    }
+    const n = Math.min(2000, total - sent);
+    for (let i = 0; i < n; i++) p1.emit('c');
+    sent += n;
+    await new Promise((r) => setImmediate(r));
+  }
+  await p1.publisher.close(60_000);
+  ingest = await startIngest(
+    nats.url,
+    {},
+    process.env.INGEST_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/profi'] : [],
+  );
+  ingest.discardOutput();
+  const drainStart = Date.now();
+  const count = async (phase: string) =>
+    Number(
+      (
+        await sql<{ c: string }>(nc, `SELECT count() AS c FROM requests WHERE session_id = '${RUN}${phase}'`)
+      )[0]!.c,
+    );
+  await eventually(
+    () => count('c'),
+    (c) => c >= total,
+    10 * 60_000,
+    200,
+  ).catch(() => undefined);
+
+  // Phase 2: steady load at `rate` with ingest running.
+  const p2 = makePublisher(nc);
+  const lagTotal = rate * lagSeconds;
+  const t0 = performance.now();
+  for (let sent = 0; sent < lagTotal; ) {
+    const due = Math.min(lagTotal, Math.floor(((performance.now() - t0) / 1000) * rate));
+    for (; sent < due; sent++) p2.emit('l');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await p2.publisher.close(60_000);
+  await eventually(
+    () => count('l'),
+    (c) => c >= lagTotal,
+    5 * 60_000,
+    200,
+  ).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 1000));
+
+  const stats = async (phase: string) =>
+    (
+      await sql<Record<string, string>>(
+        nc,
+        `SELECT count() AS rows, uniqExact(event_id) AS unique_events,
+                quantile(0.5)(dateDiff('millisecond', ts, ingested_at)) AS lag_p50,
+                quantile(0.99)(dateDiff('millisecond', ts, ingested_at)) AS lag_p99,
+                toUnixTimestamp64Milli(max(ingested_at)) AS last_insert_ms
+         FROM requests WHERE session_id = '${RUN}${phase}'`,
+      )
+    )[0]!;
+  const cap = await stats('c');
+  const lag = await stats('l');
+  const events = total + lagTotal;
+  const unique = Number(cap.unique_events) + Number(lag.unique_events);
+  const rows = Number(cap.rows) + Number(lag.rows);
+  process.stderr.write(
+    `capacity: ${cap.unique_events}/${total} events drained in ${Number(cap.last_insert_ms) - drainStart} ms; lag at ${rate}/s: p50 ${lag.lag_p50} ms, p99 ${lag.lag_p99} ms\n`,
+  );
+  console.log(
+    JSON.stringify({
+      events,
+      ingested: unique,
+      lost: events - unique,
+      duplicates: rows - unique,
+      events_per_s: round(Number(cap.unique_events) / ((Number(cap.last_insert_ms) - drainStart) / 1000), 0),
+      lag_p50_ms: round(Number(lag.lag_p50), 1),
+      lag_p99_ms: round(Number(lag.lag_p99), 1),
+      lag_at_events_per_s: rate,
+    }),
+  );
+} finally {
+  await nc.close();
+  await ingest?.stop();
+  await nats.stop();
+}
