@@ -18,8 +18,8 @@ export const ingestConfigSchema = z.object({
   RAW_TTL_DAYS: envInt(30, 1, 3650),
   /** Messages per pull; each message is an envelope of up to ~100 events. */
   FETCH_BATCH: envInt(500, 1, 10_000),
-  /** A pull returns when FETCH_BATCH messages arrived or after this long: bounds lag at low rates. */
-  FETCH_EXPIRES_MS: envInt(100, 10, 60_000),
+  /** A pull returns when FETCH_BATCH messages arrived or after this long (JetStream minimum: 1000). */
+  FETCH_EXPIRES_MS: envInt(1000, 1000, 60_000),
   /** Backoff bounds when ClickHouse inserts fail. */
   RETRY_MIN_MS: envInt(500, 10),
   RETRY_MAX_MS: envInt(30_000, 100),
