@@ -1,4 +1,21 @@
 import { defineConfig } from 'vitest/config';
+import type { Reporter, TestModule } from 'vitest/node';
+
+/** Ends the run with a plain "N passed, N failed, N skipped" line that any CI can read. */
+const plainSummary: Reporter = {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>) {
+    const counts = { passed: 0, failed: 0, skipped: 0 };
+    for (const m of testModules) {
+      for (const t of m.children.allTests()) {
+        const state = t.result().state;
+        if (state === 'passed') counts.passed++;
+        else if (state === 'failed') counts.failed++;
+        else counts.skipped++;
+      }
+    }
+    process.stdout.write(`\n${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped\n`);
+  },
+};
 
 export default defineConfig({
   test: {
@@ -6,7 +23,8 @@ export default defineConfig({
     exclude: ['**/node_modules/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // Integration tests spawn relays, clients and local apps; keep them from fighting over 2 cores.
+    // Integration tests spawn relays, clients, NATS and ingest workers; keep them from fighting over 2 cores.
     maxWorkers: 2,
+    reporters: ['default', plainSummary],
   },
 });
