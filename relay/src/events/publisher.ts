@@ -76,18 +76,17 @@ export class EventPublisher {
     metrics.spoolBytes.set(spool.bytes);
   }
 
-  /** Record one event. Cheap and synchronous: never waits on NATS or disk. */
+  /** Record one event (the object is stamped and kept: pass a fresh one). Cheap and synchronous: never waits on NATS or disk. */
   emit(input: EventInput): void {
     if (this.closed) return;
-    const event = {
-      ...input,
-      v: EVENT_VERSION,
-      event_id: newEventId(),
-      ts: Date.now(),
-      relay_id: this.relayId,
-    } as WingmanEvent;
+    // Stamp the caller's fresh object in place: copying ~20 fields per request showed in profiles.
+    const event = input as EventInput & Pick<WingmanEvent, 'v' | 'event_id' | 'ts' | 'relay_id'>;
+    event.v = EVENT_VERSION;
+    event.event_id = newEventId();
+    event.ts = Date.now();
+    event.relay_id = this.relayId;
     if (this.open.length === 0) this.openSince = event.ts;
-    this.open.push(event);
+    this.open.push(event as WingmanEvent);
     if (this.open.length >= this.limits.maxEvents) this.seal();
   }
 
