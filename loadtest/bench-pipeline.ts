@@ -36,7 +36,13 @@ function makePublisher(nc: NatsConnection) {
   const publisher = new EventPublisher(
     'bench-relay',
     new Spool(mkdtempSync(join(tmpdir(), 'wingman-bench-spool-')), 1024 ** 3),
-    { maxEvents: 100, maxAgeMs: 200, maxBufferBytes: 8 * 1024 * 1024, publishTimeoutMs: 5000 },
+    {
+      maxEvents: 100,
+      maxEnvelopeBytes: 512 * 1024,
+      maxAgeMs: 200,
+      maxBufferBytes: 8 * 1024 * 1024,
+      publishTimeoutMs: 5000,
+    },
     {
       eventsPublished: noop,
       envelopesPublished: noop,

@@ -64,6 +64,20 @@ export function completeRequest(ctx: RelayContext, t: VisitorTarget, c: Completi
   const durationMs = performance.now() - t.visitor.startedAt;
   ctx.metrics.requests.inc({ status_class: statusClass(c.status) });
   ctx.metrics.requestDuration.observe(durationMs / 1000);
+  // Failures are logged with the request id the local app also saw (X-Request-Id); the rest at debug.
+  const failed = c.status >= 500 || c.errorCode === 'VISITOR_ABORTED';
+  if (failed || ctx.log.isLevelEnabled('debug')) {
+    const line = {
+      reqId: t.visitor.requestId,
+      sessionId: t.sessionId,
+      method: t.visitor.method,
+      status: c.status,
+      ms: Math.round(durationMs),
+      code: c.errorCode || undefined,
+    };
+    if (failed) ctx.log.warn(line, 'request failed');
+    else ctx.log.debug(line, 'request');
+  }
   ctx.events.emit({
     type: 'request.completed',
     session_id: t.sessionId,

@@ -75,6 +75,7 @@ export function createRelay(
         new Spool(config.SPOOL_DIR ?? join(config.DATA_DIR, 'spool'), config.SPOOL_MAX_BYTES),
         {
           maxEvents: config.EVENT_BATCH_MAX,
+          maxEnvelopeBytes: config.EVENT_ENVELOPE_MAX_BYTES,
           maxAgeMs: config.EVENT_BATCH_MAX_AGE_MS,
           maxBufferBytes: config.EVENT_BUFFER_MAX_BYTES,
           publishTimeoutMs: config.PUBLISH_TIMEOUT_MS,

@@ -18,6 +18,8 @@ export const REPLAYED_HEADER = 'Wingman-Replayed';
 export interface PublisherLimits {
   /** Events per envelope. */
   maxEvents: number;
+  /** Largest envelope, in bytes of JSON; bigger batches are split. */
+  maxEnvelopeBytes: number;
   /** Oldest event in the open envelope waits at most this long. */
   maxAgeMs: number;
   /** Sealed envelopes kept in memory waiting to publish; beyond this they spill to the spool. */
@@ -105,9 +107,20 @@ export class EventPublisher {
   private seal(): void {
     const events = this.open;
     this.open = [];
+    this.sealEvents(events);
+  }
+
+  /** Serialise events into one envelope, halving until it fits maxEnvelopeBytes (NATS max_payload is 1 MiB). */
+  private sealEvents(events: WingmanEvent[]): void {
     const id = `${this.relayId}-${this.bootId}-${++this.seq}`;
     const envelope: Envelope = { v: 1, relay_id: this.relayId, id, events };
     const sealed: Sealed = { id, json: JSON.stringify(envelope), events: events.length };
+    if (sealed.json.length > this.limits.maxEnvelopeBytes && events.length > 1) {
+      const half = Math.ceil(events.length / 2);
+      this.sealEvents(events.slice(0, half));
+      this.sealEvents(events.slice(half));
+      return;
+    }
     // Keep order: once anything is spooled, later envelopes queue behind it on disk.
     if (
       !this.js ||

@@ -1,0 +1,93 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger, type Envelope, envelopeSchema, eventSchema } from '@wingman/shared';
+import { describe, expect, it } from 'vitest';
+import { EventPublisher } from './publisher.ts';
+import { Spool } from './spool.ts';
+
+function counters() {
+  const c = { dropped: 0 };
+  const noop = { inc() {}, observe() {}, set() {} };
+  return {
+    c,
+    metrics: {
+      eventsPublished: noop,
+      envelopesPublished: noop,
+      publishLatency: noop,
+      bufferDepth: noop,
+      spoolBytes: noop,
+      eventsDropped: { inc: (n = 1) => (c.dropped += n) },
+    },
+  };
+}
+
+const big = (i: number) => ({
+  type: 'auth.failed' as const,
+  session_id: '',
+  client_ip: '203.0.113.1',
+  reason: `${i}:${'x'.repeat(100)}`,
+});
+
+/** Without NATS (no JetStream set), sealed envelopes go to the spool, where the test reads them back. */
+describe('EventPublisher without NATS', () => {
+  it('stamps valid events, seals by count, splits envelopes above the byte limit, and spools in order', async () => {
+    const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 1024 * 1024);
+    const { metrics } = counters();
+    const pub = new EventPublisher(
+      'relay-t',
+      spool,
+      {
+        maxEvents: 10,
+        maxEnvelopeBytes: 1000,
+        maxAgeMs: 50,
+        maxBufferBytes: 1 << 20,
+        publishTimeoutMs: 1000,
+      },
+      metrics,
+      createLogger('t', 'silent'),
+    );
+    for (let i = 0; i < 25; i++) pub.emit(big(i));
+    await pub.close(100);
+    const envelopes: Envelope[] = [];
+    for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
+      expect(r.length).toBeLessThanOrEqual(1000);
+      envelopes.push(envelopeSchema.parse(JSON.parse(r)));
+      spool.ack();
+    }
+    const events = envelopes.flatMap((e) => e.events).map((e) => eventSchema.parse(e));
+    expect(events.map((e) => (e as { reason: string }).reason.split(':')[0])).toEqual(
+      Array.from({ length: 25 }, (_, i) => String(i)),
+    );
+    expect(new Set(envelopes.map((e) => e.id)).size).toBe(envelopes.length);
+    expect(envelopes.length).toBeGreaterThan(3);
+    expect(events.every((e) => e.relay_id === 'relay-t' && e.v === 1)).toBe(true);
+  });
+
+  it('counts events dropped when the spool is full', async () => {
+    const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 600);
+    const { c, metrics } = counters();
+    const pub = new EventPublisher(
+      'relay-t',
+      spool,
+      {
+        maxEvents: 2,
+        maxEnvelopeBytes: 100_000,
+        maxAgeMs: 50,
+        maxBufferBytes: 1 << 20,
+        publishTimeoutMs: 1000,
+      },
+      metrics,
+      createLogger('t', 'silent'),
+    );
+    for (let i = 0; i < 20; i++) pub.emit(big(i));
+    await pub.close(100);
+    expect(c.dropped).toBeGreaterThan(0);
+    let kept = 0;
+    for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
+      kept += envelopeSchema.parse(JSON.parse(r)).events.length;
+      spool.ack();
+    }
+    expect(kept + c.dropped).toBe(20);
+  });
+});
