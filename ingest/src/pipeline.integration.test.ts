@@ -43,6 +43,17 @@ const countRequests = async (nc: NatsConnection) =>
       .c,
   );
 
+/** Wait until n rows are in, give late duplicates time to land, and require exactly n. */
+async function expectExactly(nc: NatsConnection, n: number): Promise<void> {
+  await eventually(
+    () => countRequests(nc),
+    (c) => c >= n,
+    60_000,
+  );
+  await new Promise((r) => setTimeout(r, 1500));
+  expect(await countRequests(nc)).toBe(n);
+}
+
 describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)', () => {
   const procs: Proc[] = [];
   const conns: NatsConnection[] = [];
@@ -150,13 +161,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     expect(await sending).toBe(n);
     const again = await startIngest(nats.url, { CHDB_PATH: ingest!.chdbPath });
     procs.push(again);
-    await eventually(
-      () => countRequests(nc),
-      (c) => c >= n,
-      60_000,
-    );
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(await countRequests(nc)).toBe(n);
+    await expectExactly(nc, n);
     const rolled = await sql<{ s: string }>(
       nc,
       "SELECT sum(requests) AS s FROM requests_by_ip_1m WHERE visitor_ip = '127.0.0.1'",
@@ -177,13 +182,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     procs.push(nats2);
     const last = await traffic(base, n / 3);
     expect(first + during + last).toBe(n);
-    await eventually(
-      () => countRequests(nc),
-      (c) => c >= n,
-      60_000,
-    );
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(await countRequests(nc)).toBe(n);
+    await expectExactly(nc, n);
     const after = (await request(`${relay.url}/metrics`)).body.toString();
     expect(after).toMatch(/wingman_relay_spool_bytes 0\b/);
     expect(after).toMatch(/wingman_relay_events_dropped_total 0\b/);
