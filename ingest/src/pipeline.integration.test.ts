@@ -282,7 +282,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     const reasons: string[] = [];
     for (let seq = 1; seq <= 4; seq++) {
       const m = await jsm.streams.getMessage(Topology.dlqStream, { seq });
-      reasons.push(m!.header.get('Wingman-Dlq-Reason'));
+      reasons.push(m!.header.get(Topology.dlqReasonHeader));
     }
     expect(reasons[0]).toMatch(/bad envelope: not valid JSON/);
     expect(reasons[1]).toMatch(/bad envelope/);

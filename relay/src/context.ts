@@ -1,7 +1,8 @@
 import type { HttpResponse } from 'uWebSockets.js';
-import type { EventInput, Logger, VisitorErrorCode } from '@wingman/shared';
+import type { EventInput, Logger, RequestHead, VisitorErrorCode } from '@wingman/shared';
 import { normalizePath, referrerHost, STATUS_TEXT, VisitorErrors, visitorErrorBody } from '@wingman/shared';
 import type { RelayConfig } from './config.ts';
+import { forwardRequestHeaders } from './ingress/rewrite.ts';
 import { type RelayMetricsSet, statusClass } from './observability/metrics.ts';
 import type { Session, SessionRegistry } from './tunnel/session-registry.ts';
 
@@ -15,6 +16,8 @@ export interface RelayContext {
   readonly token: string;
   /** Origin visitors use, e.g. https://relay.example.com; no trailing slash. */
   readonly publicOrigin: string;
+  /** Scheme of publicOrigin, for X-Forwarded-Proto (decided once, not per request). */
+  readonly publicProto: 'http' | 'https';
   draining: boolean;
   /** Analytics events; a no-op when EVENTS_ENABLED=false. Never blocks. */
   readonly events: { emit(event: EventInput): void };
@@ -59,6 +62,23 @@ export interface Completion {
   errorCode: string;
 }
 
+/** The head forwarded to the client for a visitor request or WebSocket upgrade. */
+export function requestHeadFor(
+  ctx: RelayContext,
+  t: VisitorTarget,
+  prefix: string,
+  forWebSocket: boolean,
+): RequestHead {
+  const v = t.visitor;
+  const headers = forwardRequestHeaders(
+    v.headers,
+    { visitorIp: v.ip, proto: ctx.publicProto, host: v.host, prefix, trustProxy: ctx.config.TRUST_PROXY },
+    forWebSocket,
+  );
+  headers.push(['x-request-id', v.requestId]);
+  return { method: forWebSocket ? 'GET' : v.method, path: t.path, headers };
+}
+
 /** Record a finished visitor request: metrics and one request.completed event. Called exactly once per request. */
 export function completeRequest(ctx: RelayContext, t: VisitorTarget, c: Completion): void {
   const durationMs = performance.now() - t.visitor.startedAt;
@@ -78,6 +98,8 @@ export function completeRequest(ctx: RelayContext, t: VisitorTarget, c: Completi
     if (failed) ctx.log.warn(line, 'request failed');
     else ctx.log.debug(line, 'request');
   }
+  // Building the event (path normalisation, referrer parsing) is skipped when nothing listens.
+  if (!ctx.config.EVENTS_ENABLED) return;
   ctx.events.emit({
     type: 'request.completed',
     session_id: t.sessionId,

@@ -93,6 +93,7 @@ export function createRelay(
     registry,
     token,
     publicOrigin: (config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}`).replace(/\/$/, ''),
+    publicProto: config.PUBLIC_URL?.startsWith('https:') ? 'https' : 'http',
     draining: false,
     events: publisher ?? { emit() {} },
     endSession(session: Session, reason) {

@@ -13,9 +13,6 @@ import {
   withoutStored,
 } from '../validate/plan-batch.ts';
 
-/** Header the relay sets on envelopes it replays from its disk spool. */
-export const REPLAYED_HEADER = 'Wingman-Replayed';
-
 export interface Worker {
   /** Resolves when the loop has stopped (after stop()). */
   done: Promise<void>;
@@ -61,7 +58,7 @@ export function startWorker(deps: {
   async function publishDlq(plan: BatchPlan): Promise<void> {
     for (const entry of plan.dlq) {
       const h = natsHeaders();
-      h.set('Wingman-Dlq-Reason', entry.reason.replace(/\s+/g, ' ').slice(0, 1000));
+      h.set(Topology.dlqReasonHeader, entry.reason.replace(/\s+/g, ' ').slice(0, 1000));
       await js.publish(Topology.dlqSubject, entry.payload, { headers: h });
       metrics.dlq.inc();
     }
@@ -123,7 +120,7 @@ export function startWorker(deps: {
       const plan = planBatch(
         batch.map((m) => ({
           data: m.data,
-          mayRepeat: m.redelivered || m.headers?.get(REPLAYED_HEADER) === '1',
+          mayRepeat: m.redelivered || m.headers?.get(Topology.replayedHeader) === '1',
         })),
       );
       await committing;

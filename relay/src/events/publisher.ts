@@ -12,9 +12,6 @@ import {
 } from '@wingman/shared';
 import type { Spool } from './spool.ts';
 
-/** Header marking envelopes replayed from the spool: ingest checks their events against what is stored. */
-export const REPLAYED_HEADER = 'Wingman-Replayed';
-
 export interface PublisherLimits {
   /** Events per envelope. */
   maxEvents: number;
@@ -178,7 +175,7 @@ export class EventPublisher {
       const started = performance.now();
       try {
         const h = natsHeaders();
-        if (fromSpool) h.set(REPLAYED_HEADER, '1');
+        if (fromSpool) h.set(Topology.replayedHeader, '1');
         await this.js.publish(this.subject, sealed.json, {
           msgID: sealed.id,
           timeout: this.limits.publishTimeoutMs,

@@ -5,7 +5,6 @@ import {
   FrameType,
   jsonBytes,
   parseJson,
-  type RequestHead,
   responseHeadSchema,
   type VisitorErrorCode,
   VisitorErrors,
@@ -15,12 +14,13 @@ import {
   completeRequest,
   type RelayContext,
   rejectVisitor,
+  requestHeadFor,
   statusLine,
   type VisitorTarget,
 } from '../context.ts';
 import { sendCredit, sendReset, sendToClient, tunnelBackpressured } from '../tunnel/send.ts';
-import type { HttpStream, Session } from '../tunnel/session-registry.ts';
-import { forwardRequestHeaders, rewriteResponseHeaders } from './rewrite.ts';
+import { allocateStreamId, type HttpStream, type Session } from '../tunnel/session-registry.ts';
+import { rewriteResponseHeaders } from './rewrite.ts';
 
 /** Forward a visitor request over a live tunnel as a new stream. */
 export function openHttpStream(
@@ -43,8 +43,7 @@ export function openHttpStream(
   if (contentLength > config.MAX_BODY_BYTES) return rejectVisitor(ctx, res, 'BODY_TOO_LARGE', target);
   const hasBody = chunked || contentLength > 0;
 
-  const id = session.nextStreamId;
-  session.nextStreamId = id >= 0xffff_fffe ? 1 : id + 1;
+  const id = allocateStreamId(session);
   const stream: HttpStream = {
     kind: 'http',
     id,
@@ -82,15 +81,7 @@ export function openHttpStream(
     sendReset(session, id, 'VISITOR_ABORTED');
   });
 
-  const headers = forwardRequestHeaders(req.headers, {
-    visitorIp: req.ip,
-    proto: ctx.publicOrigin.startsWith('https:') ? 'https' : 'http',
-    host: req.host,
-    prefix,
-    trustProxy: config.TRUST_PROXY,
-  });
-  headers.push(['x-request-id', req.requestId]);
-  const head: RequestHead = { method: req.method, path: target.path, headers };
+  const head = requestHeadFor(ctx, target, prefix, false);
   sendToClient(session, encodeFrame(FrameType.RequestHead, id, jsonBytes(head), hasBody ? 0 : FrameFlag.Fin));
   if (hasBody) res.onData((ab, isLast) => onUpload(ctx, session, stream, ab, isLast));
 }

@@ -6,7 +6,6 @@ import {
   FrameType,
   jsonBytes,
   parseJson,
-  type RequestHead,
   readWindow,
   readWsClose,
   responseHeadSchema,
@@ -17,12 +16,18 @@ import {
   completeRequest,
   type RelayContext,
   rejectVisitor,
+  requestHeadFor,
   statusLine,
   type VisitorTarget,
 } from '../context.ts';
 import { sendCredit, sendReset, sendToClient } from '../tunnel/send.ts';
-import type { Session, SocketData, VisitorSocketData, WsStream } from '../tunnel/session-registry.ts';
-import { forwardRequestHeaders } from './rewrite.ts';
+import {
+  allocateStreamId,
+  type Session,
+  type SocketData,
+  type VisitorSocketData,
+  type WsStream,
+} from '../tunnel/session-registry.ts';
 
 /** Visitor WebSocket bytes the client may leave unacknowledged before the relay gives up on the visitor. */
 const unackedLimit = (ctx: RelayContext) => 4 * ctx.config.STREAM_WINDOW_BYTES;
@@ -38,9 +43,7 @@ export function openWsStream(
 ): void {
   if (session.streams.size >= ctx.config.MAX_STREAMS_PER_SESSION)
     return rejectVisitor(ctx, res, 'STREAM_LIMIT', target);
-  const req = target.visitor;
-  const id = session.nextStreamId;
-  session.nextStreamId = id >= 0xffff_fffe ? 1 : id + 1;
+  const id = allocateStreamId(session);
   const stream: WsStream = {
     kind: 'ws',
     id,
@@ -71,20 +74,10 @@ export function openWsStream(
     sendReset(session, id, 'LOCAL_TIMEOUT');
     refuseUpgrade(ctx, session, stream, 'LOCAL_TIMEOUT');
   }, ctx.config.LOCAL_TIMEOUT_MS);
-  const headers = forwardRequestHeaders(
-    req.headers,
-    {
-      visitorIp: req.ip,
-      proto: ctx.publicOrigin.startsWith('https:') ? 'https' : 'http',
-      host: req.host,
-      prefix,
-      trustProxy: ctx.config.TRUST_PROXY,
-    },
-    true,
+  sendToClient(
+    session,
+    encodeFrame(FrameType.WsOpen, id, jsonBytes(requestHeadFor(ctx, target, prefix, true))),
   );
-  headers.push(['x-request-id', req.requestId]);
-  const head: RequestHead = { method: 'GET', path: target.path, headers };
-  sendToClient(session, encodeFrame(FrameType.WsOpen, id, jsonBytes(head)));
 }
 
 function endWsStream(session: Session, stream: WsStream): void {

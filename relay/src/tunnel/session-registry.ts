@@ -135,6 +135,13 @@ export function newSessionId(): string {
   return id;
 }
 
+/** The next stream id of a session (u32, never 0), wrapping around. */
+export function allocateStreamId(session: Session): number {
+  const id = session.nextStreamId;
+  session.nextStreamId = id >= 0xffff_fffe ? 1 : id + 1;
+  return id;
+}
+
 /**
  * Live sessions by id and resume token, plus a bounded memory of ended ids
  * so visitors get 410 rather than 404 for a while after a session ends.

@@ -21,6 +21,10 @@ export const Topology = {
   dlqStream: 'EVENTS_DLQ',
   dlqSubject: 'wingman.dlq.events',
   ingestConsumer: 'ingest',
+  /** Header marking envelopes the relay replayed from its disk spool: ingest checks their events against what is stored. */
+  replayedHeader: 'Wingman-Replayed',
+  /** Header carrying the reason on DLQ messages. */
+  dlqReasonHeader: 'Wingman-Dlq-Reason',
   /** Request/reply subject of ingest's read-only SQL service. */
   sqlSubject: 'wingman.ingest.sql',
   /** Shared state (docs/events.md): session directory, API keys, domains, shares, abuse decisions. */
