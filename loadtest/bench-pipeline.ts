@@ -1,5 +1,5 @@
 /**
- * npm run bench:pipeline [-- --events 300000] [-- --rate 20000] [-- --smoke]
+ * npm run bench:pipeline [-- --events 300000] [-- --rate 20000] [-- --smoke] [-- --trace]
  *
  * The event pipeline with real parts: the relay's own EventPublisher (batched
  * envelopes, Nats-Msg-Id) -> nats-server (JetStream, file storage) -> the
@@ -24,7 +24,11 @@ import { Spool } from '../relay/src/events/spool.ts';
 import { eventually, natsConnect, sql, startIngest, startNats } from '../test/helpers/pipeline.ts';
 import { benchArgs, round } from './harness.ts';
 
-const args = benchArgs({ events: { type: 'string' }, rate: { type: 'string' } });
+const args = benchArgs({
+  events: { type: 'string' },
+  rate: { type: 'string' },
+  trace: { type: 'boolean', default: false },
+});
 const total = Number(args.events ?? (args.smoke ? 20_000 : 300_000));
 const rate = Number(args.rate ?? (args.smoke ? 5000 : 20_000));
 const lagSeconds = args.smoke ? 2 : 8;
@@ -98,10 +102,10 @@ try {
   await p1.publisher.close(60_000);
   ingest = await startIngest(
     nats.url,
-    {},
+    args.trace ? { LOG_LEVEL: 'debug' } : {},
     process.env.INGEST_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/profi'] : [],
   );
-  ingest.discardOutput();
+  if (!args.trace) ingest.discardOutput();
   const drainStart = Date.now();
   const count = async (phase: string) =>
     Number(
@@ -166,6 +170,8 @@ try {
     }),
   );
 } finally {
+  // --trace: ingest's per-batch timings (fetch, plan, insert), to see which stage limits the drain.
+  if (args.trace) process.stderr.write(`${ingest?.lines.filter((l) => l.includes('"batch ')).join('\n')}\n`);
   await nc.close();
   await ingest?.stop();
   await nats.stop();

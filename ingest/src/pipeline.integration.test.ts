@@ -90,7 +90,9 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
   it('N requests through a real tunnel become exactly N request.completed rows with correct fields', async () => {
     const { nc, base, client } = await stack();
     const n = 300;
+    const started = Date.now();
     expect(await traffic(base, n)).toBe(n);
+    const finished = Date.now();
     // One visitor request that never reaches a client.
     expect(
       (
@@ -127,6 +129,13 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       error_code: 'SESSION_NOT_FOUND',
     });
     expect(Number(rows.find((r) => Number(r.status) === 404)?.c)).toBe(1);
+    // Timestamps survive the trip as the same instants (ms since the epoch, UTC).
+    const [span] = await sql<{ lo: string; hi: string }>(
+      nc,
+      "SELECT min(toUnixTimestamp64Milli(ts)) AS lo, max(toUnixTimestamp64Milli(ts)) AS hi FROM requests WHERE user_agent = 'pipeline-test' AND status = 200",
+    );
+    expect(Number(span!.lo)).toBeGreaterThanOrEqual(started);
+    expect(Number(span!.hi)).toBeLessThanOrEqual(finished);
     // Exactly once: no duplicate rows even before merges, and the per-minute rollup agrees.
     expect(await countRequests(nc)).toBe(n + 1);
     const rolled = await sql<{ s: string }>(

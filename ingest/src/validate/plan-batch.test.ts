@@ -38,7 +38,7 @@ describe('planBatch', () => {
     expect(plan.rows.get('websockets')).toEqual([
       {
         event_id: good.event_id,
-        ts: '2026-11-27 12:00:00.123',
+        ts: '1795780800.123', // 2026-11-27 12:00:00.123 UTC,
         relay_id: 'r1',
         session_id: 's1',
         duration_ms: 5,
@@ -93,8 +93,15 @@ describe('helpers', () => {
     expect([1, 2, 3, 10].map((f) => retryDelay(f, 500, 3000))).toEqual([500, 1000, 2000, 3000]);
   });
 
-  it('chTime is ClickHouse DateTime64(3) text in UTC', () => {
-    expect(chTime(0)).toBe('1970-01-01 00:00:00.000');
+  it('chTime is Unix seconds with exactly three decimals', () => {
+    expect([0, 5, 42, 999, 1000, 1_700_000_000_123].map(chTime)).toEqual([
+      '0.000',
+      '0.005',
+      '0.042',
+      '0.999',
+      '1.000',
+      '1700000000.123',
+    ]);
   });
 
   it.each([

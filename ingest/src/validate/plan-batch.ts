@@ -127,9 +127,14 @@ export function validateEvent(raw: unknown): Step<WingmanEvent> {
     : { kind: 'dlq', reason: `invalid event: ${z.prettifyError(r.error)}` };
 }
 
-/** ClickHouse DateTime64(3, 'UTC') text for a millisecond timestamp. */
+/**
+ * ClickHouse DateTime64(3) text for a millisecond timestamp: Unix seconds with three decimals,
+ * which ClickHouse parses as an instant (no time zone involved). About 10x cheaper than
+ * formatting a date, and this runs for every event.
+ */
 export function chTime(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+  const frac = ms % 1000;
+  return `${(ms - frac) / 1000}.${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}`;
 }
 
 /** The row an event becomes in its family's table, enriched (country, framework). */
@@ -242,32 +247,39 @@ export function toRow(e: WingmanEvent): { table: TableName; row: Row } {
  * valid events around it.
  */
 export function planBatch(messages: readonly InboundMessage[]): BatchPlan {
-  const plan: BatchPlan = { rows: new Map(), maybeStored: new Map(), dlq: [], events: 0 };
-  for (const msg of messages) {
-    const env = parseEnvelope(msg.data);
-    if (env.kind === 'dlq') {
-      plan.dlq.push({ reason: env.reason, payload: msg.data });
+  const plan = emptyPlan();
+  for (const msg of messages) planMessage(plan, msg);
+  return plan;
+}
+
+export function emptyPlan(): BatchPlan {
+  return { rows: new Map(), maybeStored: new Map(), dlq: [], events: 0 };
+}
+
+/** Add one message (an envelope of events) to a plan; planBatch is this over a whole batch. */
+export function planMessage(plan: BatchPlan, msg: InboundMessage): void {
+  const env = parseEnvelope(msg.data);
+  if (env.kind === 'dlq') {
+    plan.dlq.push({ reason: env.reason, payload: msg.data });
+    return;
+  }
+  for (const raw of env.value.events) {
+    const ev = validateEvent(raw);
+    if (ev.kind === 'dlq') {
+      plan.dlq.push({ reason: ev.reason, payload: JSON.stringify(raw) ?? 'undefined' });
       continue;
     }
-    for (const raw of env.value.events) {
-      const ev = validateEvent(raw);
-      if (ev.kind === 'dlq') {
-        plan.dlq.push({ reason: ev.reason, payload: JSON.stringify(raw) ?? 'undefined' });
-        continue;
-      }
-      plan.events++;
-      const { table, row } = toRow(ev.value);
-      const list = plan.rows.get(table);
-      if (list) list.push(row);
-      else plan.rows.set(table, [row]);
-      if (msg.mayRepeat) {
-        const ids = plan.maybeStored.get(table);
-        if (ids) ids.add(row.event_id);
-        else plan.maybeStored.set(table, new Set([row.event_id]));
-      }
+    plan.events++;
+    const { table, row } = toRow(ev.value);
+    const list = plan.rows.get(table);
+    if (list) list.push(row);
+    else plan.rows.set(table, [row]);
+    if (msg.mayRepeat) {
+      const ids = plan.maybeStored.get(table);
+      if (ids) ids.add(row.event_id);
+      else plan.maybeStored.set(table, new Set([row.event_id]));
     }
   }
-  return plan;
 }
 
 /** Drop rows whose event ids are already stored, and repeats within the batch itself. */
