@@ -1,6 +1,12 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import type { EventInput, Logger, RequestHead, VisitorErrorCode } from '@wingman/shared';
-import { normalizePath, referrerHost, STATUS_TEXT, VisitorErrors, visitorErrorBody } from '@wingman/shared';
+import {
+  pathWithoutQuery,
+  referrerHost,
+  STATUS_TEXT,
+  VisitorErrors,
+  visitorErrorBody,
+} from '@wingman/shared';
 import type { RelayConfig } from './config.ts';
 import { forwardRequestHeaders } from './ingress/rewrite.ts';
 import { type RelayMetricsSet, statusClass } from './observability/metrics.ts';
@@ -110,7 +116,7 @@ export function completeRequest(ctx: RelayContext, t: VisitorTarget, c: Completi
     ttfb_ms: c.ttfbMs ?? durationMs,
     bytes_in: c.bytesIn,
     bytes_out: c.bytesOut,
-    path: normalizePath(t.path),
+    path: pathWithoutQuery(t.path),
     visitor_ip: t.visitor.ip,
     user_agent: t.visitor.userAgent.slice(0, 512),
     referrer_host: referrerHost(t.visitor.referer),

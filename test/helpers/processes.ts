@@ -101,18 +101,25 @@ export interface RelayProc extends Proc {
   url: string;
 }
 
-export async function startRelay(env: Record<string, string> = {}): Promise<RelayProc> {
-  const p = spawnTs(['relay/src/main.ts'], {
-    HOST: '127.0.0.1',
-    PORT: '0',
-    RELAY_TOKEN: TEST_TOKEN,
-    RELAY_DOMAIN: 'localhost',
-    LOG_LEVEL: 'info',
-    DATA_DIR: mkdtempSync(join(tmpdir(), 'wingman-relay-')),
-    // Tunnel-only tests run without NATS; pipeline tests pass NATS_URL.
-    EVENTS_ENABLED: env.NATS_URL ? 'true' : 'false',
-    ...env,
-  }) as RelayProc;
+export async function startRelay(
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+): Promise<RelayProc> {
+  const p = spawnTs(
+    ['relay/src/main.ts'],
+    {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      RELAY_TOKEN: TEST_TOKEN,
+      RELAY_DOMAIN: 'localhost',
+      LOG_LEVEL: 'info',
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'wingman-relay-')),
+      // Tunnel-only tests run without NATS; pipeline tests pass NATS_URL.
+      EVENTS_ENABLED: env.NATS_URL ? 'true' : 'false',
+      ...env,
+    },
+    nodeArgs,
+  ) as RelayProc;
   const line = await p.waitFor((l) => l.includes('"relay listening"'));
   p.port = (JSON.parse(line) as { port: number }).port;
   p.url = `http://127.0.0.1:${p.port}`;

@@ -1,4 +1,11 @@
-import { EVENT_FAMILY, envelopeSchema, eventSchema, parseJson, type WingmanEvent } from '@wingman/shared';
+import {
+  EVENT_FAMILY,
+  envelopeSchema,
+  eventSchema,
+  normalizePath,
+  parseJson,
+  type WingmanEvent,
+} from '@wingman/shared';
 import { z } from 'zod';
 import { countryOf, frameworkOf } from './enrich.ts';
 
@@ -137,7 +144,7 @@ export function chTime(ms: number): string {
   return `${(ms - frac) / 1000}.${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}`;
 }
 
-/** The row an event becomes in its family's table, enriched (country, framework). */
+/** The row an event becomes in its family's table, enriched (country, framework, normalised path). */
 export function toRow(e: WingmanEvent): { table: TableName; row: Row } {
   const common = { event_id: e.event_id, ts: chTime(e.ts), relay_id: e.relay_id, session_id: e.session_id };
   const table = EVENT_FAMILY[e.type];
@@ -208,7 +215,8 @@ export function toRow(e: WingmanEvent): { table: TableName; row: Row } {
           ttfb_ms: e.ttfb_ms,
           bytes_in: e.bytes_in,
           bytes_out: e.bytes_out,
-          path: e.path,
+          // The relay sends the path without its query; ids are normalised here, off its hot path.
+          path: normalizePath(e.path),
           visitor_ip: e.visitor_ip,
           country: countryOf(e.visitor_ip),
           user_agent: e.user_agent,

@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EVENT_ID_PATTERN, eventSchema, newEventId, normalizePath, referrerHost } from './events.ts';
+import {
+  EVENT_ID_PATTERN,
+  eventSchema,
+  newEventId,
+  normalizePath,
+  pathWithoutQuery,
+  referrerHost,
+} from './events.ts';
 
 describe('events', () => {
   it('event ids are ULIDs, strictly increasing', () => {
@@ -56,6 +63,25 @@ describe('events', () => {
     fc.assert(
       fc.property(fc.string(), (s) => {
         expect(normalizePath(`/${s}`)).not.toContain('?');
+      }),
+    );
+  });
+
+  it('normalising what the relay sent equals normalising the raw path, and is idempotent', () => {
+    const segment = fc.oneof(
+      fc.string(),
+      fc.nat().map(String),
+      fc.uuid(),
+      fc.constantFrom('users', 'a?b=1', 'x#y'),
+    );
+    fc.assert(
+      fc.property(fc.array(segment, { maxLength: 300 }), (segments) => {
+        const raw = `/${segments.join('/')}`;
+        const sent = pathWithoutQuery(raw);
+        expect(sent.length).toBeLessThanOrEqual(1024);
+        expect(sent).not.toMatch(/[?#]/);
+        expect(normalizePath(sent)).toBe(normalizePath(raw));
+        expect(normalizePath(normalizePath(raw))).toBe(normalizePath(raw));
       }),
     );
   });

@@ -89,7 +89,7 @@ export const requestCompletedSchema = z.object({
   ttfb_ms: ms(),
   bytes_in: count(),
   bytes_out: count(),
-  /** Query removed, ids normalised (see normalizePath). */
+  /** Query removed (pathWithoutQuery); ingest normalises ids before storing (normalizePath). */
   path: str(1024),
   visitor_ip: str(64),
   user_agent: str(512),
@@ -188,8 +188,9 @@ export type Envelope = z.infer<typeof envelopeSchema>;
  * Monotonic ULIDs: sortable even within one millisecond. Event ids need
  * uniqueness, not secrecy, so the random part comes from Math.random rather
  * than crypto (which cost a syscall-backed fill per id on the relay's hot path).
+ * Pass the event's own time when the id is made later (the relay stamps per envelope).
  */
-export const newEventId: () => string = monotonicFactory(() => Math.random());
+export const newEventId: (ts?: number) => string = monotonicFactory(() => Math.random());
 
 const NUMERIC = /^\d+$/;
 const HEXISH = /^[0-9a-f]{16,}$/i;
@@ -197,17 +198,27 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ULID_LIKE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
 /**
- * The path as analytics should group it: query and fragment removed, and
- * segments that look like ids replaced by `:id` (`/users/123` -> `/users/:id`).
+ * The path without its query or fragment, capped at 1024 characters. This is
+ * what the relay puts in request.completed: cheap enough for the request path,
+ * and no query string (tokens live there) leaves the relay.
  */
-export function normalizePath(raw: string): string {
+export function pathWithoutQuery(raw: string): string {
   let end = raw.length;
   const q = raw.indexOf('?');
   if (q >= 0) end = q;
   const h = raw.indexOf('#');
   if (h >= 0 && h < end) end = h;
   const path = end === raw.length ? raw : raw.slice(0, end);
-  if (path.length > 1024) return `${path.slice(0, 1020)}...`;
+  return path.length > 1024 ? `${path.slice(0, 1020)}...` : path;
+}
+
+/**
+ * The path as analytics should group it: query and fragment removed, and
+ * segments that look like ids replaced by `:id` (`/users/123` -> `/users/:id`).
+ * Ingest applies it (off the relay's hot path); applying it twice changes nothing.
+ */
+export function normalizePath(raw: string): string {
+  const path = pathWithoutQuery(raw);
   const parts = path.split('/');
   let changed = false;
   for (let i = 0; i < parts.length; i++) {
