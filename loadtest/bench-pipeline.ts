@@ -41,7 +41,7 @@ function makePublisher(nc: NatsConnection) {
     'bench-relay',
     new Spool(mkdtempSync(join(tmpdir(), 'wingman-bench-spool-')), 1024 ** 3),
     {
-      maxEvents: 100,
+      maxEvents: 1000,
       maxEnvelopeBytes: 512 * 1024,
       maxAgeMs: 200,
       maxBufferBytes: 8 * 1024 * 1024,

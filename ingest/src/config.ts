@@ -16,8 +16,11 @@ export const ingestConfigSchema = z.object({
   /** Embedded chDB data directory; defaults to DATA_DIR/chdb. */
   CHDB_PATH: z.string().optional(),
   RAW_TTL_DAYS: envInt(30, 1, 3650),
-  /** Messages per pull; each message is an envelope of up to ~100 events. */
-  FETCH_BATCH: envInt(500, 1, 10_000),
+  /**
+   * Messages (envelopes) per pull. A relay envelope holds up to EVENT_BATCH_MAX (1000) events and
+   * EVENT_ENVELOPE_MAX_BYTES (512 KiB), so a pull is at most ~50k events and ~25 MiB.
+   */
+  FETCH_BATCH: envInt(50, 1, 10_000),
   /** A pull returns when FETCH_BATCH messages arrived or after this long (JetStream minimum: 1000). */
   FETCH_EXPIRES_MS: envInt(1000, 1000, 60_000),
   /** Backoff bounds when ClickHouse inserts fail. */

@@ -39,7 +39,7 @@ export const relayConfigSchema = z
     /** Disk spool for events while NATS is unreachable; defaults to DATA_DIR/spool. */
     SPOOL_DIR: z.string().optional(),
     SPOOL_MAX_BYTES: envInt(1024 ** 3, 1024 * 1024),
-    EVENT_BATCH_MAX: envInt(100, 1, 1000),
+    EVENT_BATCH_MAX: envInt(1000, 1, 10_000),
     EVENT_BATCH_MAX_AGE_MS: envInt(200, 5, 60_000),
     /** Largest envelope; must stay below the NATS server's max_payload (1 MiB by default). */
     EVENT_ENVELOPE_MAX_BYTES: envInt(512 * 1024, 16 * 1024, 8 * 1024 * 1024),

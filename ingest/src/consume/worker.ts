@@ -43,17 +43,24 @@ export function startWorker(deps: {
   let stopping = false;
   let failures = 0;
 
-  async function insertPlan(plan: BatchPlan): Promise<void> {
+  /** Insert every table's rows; returns the time spent checking for already-stored events. */
+  async function insertPlan(plan: BatchPlan): Promise<number> {
+    let checkMs = 0;
     for (const [table, rows] of plan.rows) {
       let toInsert: Row[] = rows;
       const maybe = plan.maybeStored.get(table);
-      if (maybe && maybe.size > 0) toInsert = withoutStored(rows, await storedIds(ch, table, rows, maybe));
+      if (maybe && maybe.size > 0) {
+        const t = performance.now();
+        toInsert = withoutStored(rows, await storedIds(ch, table, rows, maybe));
+        checkMs += performance.now() - t;
+      }
       if (toInsert.length === 0) continue;
       const end = metrics.insertDuration.startTimer({ table });
       await insertRows(ch, table, toInsert);
       end();
       metrics.rowsInserted.inc({ table }, toInsert.length);
     }
+    return checkMs;
   }
 
   async function publishDlq(plan: BatchPlan): Promise<void> {
@@ -72,9 +79,10 @@ export function startWorker(deps: {
     const redelivered = batch.filter((m) => m.redelivered).length;
     if (redelivered > 0) metrics.redeliveries.inc(redelivered);
     const t0 = performance.now();
+    let checkMs = 0;
     try {
       await publishDlq(plan);
-      await insertPlan(plan);
+      checkMs = await insertPlan(plan);
     } catch (err) {
       failures++;
       const delay = retryDelay(failures, config.RETRY_MIN_MS, config.RETRY_MAX_MS);
@@ -91,7 +99,13 @@ export function startWorker(deps: {
     const t1 = performance.now();
     for (const m of batch) m.ack();
     log.debug(
-      { events: plan.events, insertMs: Math.round(t1 - t0), ackMs: Math.round(performance.now() - t1) },
+      {
+        events: plan.events,
+        redelivered,
+        checkMs: Math.round(checkMs),
+        insertMs: Math.round(t1 - t0),
+        ackMs: Math.round(performance.now() - t1),
+      },
       'batch committed',
     );
     metrics.batches.inc();

@@ -56,6 +56,8 @@ export class EventPublisher {
   private readonly bootId = randomBytes(4).toString('hex');
   private js: JetStreamClient | undefined;
   private pumping = false;
+  /** The spool's head record failed to publish once: it may be in JetStream already. */
+  private headAttempted = false;
   private closed = false;
   /** After a failed publish, no retry before this time (doubling backoff), unless NATS reconnects. */
   private retryAt = 0;
@@ -102,7 +104,7 @@ export class EventPublisher {
 
   private tick(): void {
     if (this.open.length > 0 && Date.now() - this.openSince >= this.limits.maxAgeMs) this.seal();
-    if (this.js && !this.spool.isEmpty) this.pump();
+    if (this.js && (this.queue.length > 0 || !this.spool.isEmpty)) this.pump();
   }
 
   private seal(): void {
@@ -154,8 +156,8 @@ export class EventPublisher {
     }
   }
 
-  private toSpool(s: Sealed): void {
-    if (this.spool.append(s.json)) {
+  private toSpool(s: Sealed, maybePublished = false): void {
+    if (this.spool.append(s.json, maybePublished)) {
       this.metrics.spoolBytes.set(this.spool.bytes);
       return;
     }
@@ -176,12 +178,20 @@ export class EventPublisher {
   private pump(): void {
     if (this.pumping || !this.js || Date.now() < this.retryAt) return;
     this.pumping = true;
-    void this.drain().finally(() => {
-      this.pumping = false;
-    });
+    void this.drain();
   }
 
   private async drain(): Promise<void> {
+    try {
+      await this.drainLoop();
+    } finally {
+      // Cleared as the loop ends, not a microtask later: an envelope sealed in between would
+      // otherwise see `pumping` still set and wait for the next seal.
+      this.pumping = false;
+    }
+  }
+
+  private async drainLoop(): Promise<void> {
     while (this.js) {
       const fromSpool = !this.spool.isEmpty;
       let sealed: Sealed | undefined;
@@ -195,7 +205,10 @@ export class EventPublisher {
       const started = performance.now();
       try {
         const h = natsHeaders();
-        if (fromSpool) h.set(Topology.replayedHeader, '1');
+        // Only an envelope that may already be in JetStream makes ingest check for stored events;
+        // one that merely waited in the spool (NATS away, or the queue full) is new.
+        if (fromSpool && (this.spool.headMaybePublished || this.headAttempted))
+          h.set(Topology.replayedHeader, '1');
         await this.js.publish(this.subject, sealed.json, {
           msgID: sealed.id,
           timeout: this.limits.publishTimeoutMs,
@@ -209,7 +222,9 @@ export class EventPublisher {
           { err: (err as Error).message, envelope: sealed.id, retryInMs: backoffMs },
           'publish failed; spooling',
         );
-        this.spillQueue();
+        // A failed publish may still have been stored (a timeout after the server wrote it).
+        if (fromSpool) this.headAttempted = true;
+        this.spillQueue(!fromSpool);
         return;
       }
       this.failures = 0;
@@ -218,6 +233,7 @@ export class EventPublisher {
       this.metrics.eventsPublished.inc(sealed.events);
       if (fromSpool) {
         this.spool.ack();
+        this.headAttempted = false;
         this.metrics.spoolBytes.set(this.spool.bytes);
       } else {
         this.queue.shift();
@@ -227,9 +243,9 @@ export class EventPublisher {
     }
   }
 
-  /** Move the in-memory queue to the spool, preserving order. */
-  private spillQueue(): void {
-    for (const s of this.queue) this.toSpool(s);
+  /** Move the in-memory queue to the spool, preserving order; the first entry's publish may have been attempted. */
+  private spillQueue(firstAttempted = false): void {
+    for (let i = 0; i < this.queue.length; i++) this.toSpool(this.queue[i]!, firstAttempted && i === 0);
     this.queue = [];
     this.queueBytes = 0;
     this.reportDepth();

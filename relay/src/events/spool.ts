@@ -17,6 +17,9 @@ import { join } from 'node:path';
  * Records are envelope JSON, one per line (JSON.stringify never emits a raw
  * newline), in segment files `NNNNNNNNNN.seg` of about `segmentBytes`. Reads
  * go oldest first; a segment is deleted once every record in it is published.
+ * Each line starts with a flag: `1` when the record may already be in JetStream
+ * (its publish was attempted and failed, for example on a timeout), `0` when it
+ * never left this process.
  *
  * fsync policy: a segment is fsynced when it is rotated or closed, and the
  * open segment at most `fsyncIntervalMs` after a write. A relay crash loses
@@ -24,8 +27,9 @@ import { join } from 'node:path';
  * can lose at most the last `fsyncIntervalMs` of spooled envelopes.
  *
  * After a restart every record left on disk is published again from the start
- * of its segment; JetStream's duplicate window and ingest's replay check keep
- * those that were already published from counting twice.
+ * of its segment, so all of them count as possibly published; JetStream's
+ * duplicate window and ingest's replay check keep those that were already
+ * published from counting twice.
  */
 export class Spool {
   private segments: { seq: number; bytes: number }[] = [];
@@ -36,6 +40,8 @@ export class Spool {
   private readLines: string[] | undefined;
   private readCursor = 0;
   private readonly timer: NodeJS.Timeout;
+  /** Segments up to this one were on disk when this process started. */
+  private readonly inheritedUpTo: number;
 
   constructor(
     private readonly dir: string,
@@ -55,6 +61,7 @@ export class Spool {
       this.segments.push({ seq: Number(m[1]), bytes });
       this.totalBytes += bytes;
     }
+    this.inheritedUpTo = this.segments.at(-1)?.seq ?? 0;
     this.timer = setInterval(() => this.sync(), fsyncIntervalMs);
     this.timer.unref();
   }
@@ -72,8 +79,9 @@ export class Spool {
   }
 
   /** Append one record. False, and nothing written, when the spool is full. */
-  append(record: string): boolean {
-    const line = `${record}\n`;
+  append(record: string, maybePublished = false): boolean {
+    const flagged = `${maybePublished ? '1' : '0'}${record}`;
+    const line = `${flagged}\n`;
     const size = Buffer.byteLength(line);
     if (this.totalBytes + size > this.maxBytes) return false;
     let tail = this.segments.at(-1);
@@ -88,7 +96,7 @@ export class Spool {
     this.totalBytes += size;
     this.dirty = true;
     // Keep the in-memory view of a segment being read and written at once current.
-    if (this.readLines && this.segments.length === 1) this.readLines.push(record);
+    if (this.readLines && this.segments.length === 1) this.readLines.push(flagged);
     return true;
   }
 
@@ -100,11 +108,18 @@ export class Spool {
         this.readLines = raw.split('\n').filter((l) => l.length > 0);
         this.readCursor = 0;
       }
-      if (this.readCursor < this.readLines.length) return this.readLines[this.readCursor];
+      if (this.readCursor < this.readLines.length) return this.readLines[this.readCursor]!.slice(1);
       // The oldest segment is fully published.
       this.dropOldest();
     }
     return undefined;
+  }
+
+  /** Whether the record `peek` returned may already have been published (replay it as such). */
+  get headMaybePublished(): boolean {
+    const head = this.segments[0];
+    if (!head || !this.readLines) return false;
+    return head.seq <= this.inheritedUpTo || this.readLines[this.readCursor]?.[0] === '1';
   }
 
   /** Acknowledge the record `peek` returned: it is published. */
