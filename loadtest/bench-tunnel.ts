@@ -5,13 +5,25 @@
  * this machine, in one run, with wrk as the load generator:
  *   - 64-byte responses at 32 connections (requests/s, p50, p99);
  *   - 1 MiB responses at 4 connections (MiB/s).
- * With --events, the tunnel runs first with the event pipeline off and then on
- * (nats-server and the ingest worker running, every request an event), and
- * the line gains "ratio_events_on_off" (64-byte requests/s, on / off).
+ * With --events, nats-server and the ingest worker start, and two tunnels run
+ * side by side: one relay with events off, one with events on (every request
+ * an event). 64-byte runs alternate between them for a few rounds, so drift on
+ * a shared machine hits both alike, and the line gains "ratio_events_on_off"
+ * (requests/s on / off, summed over the rounds). Every request through the
+ * events-on tunnel is then looked up in ClickHouse: "events_missing" must be 0.
  * The last line printed is one JSON object with the figures.
  */
 
-import { type IngestProc, type NatsProc, startIngest, startNats } from '../test/helpers/pipeline.ts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  eventually,
+  type IngestProc,
+  type NatsProc,
+  natsConnect,
+  sql,
+  startIngest,
+  startNats,
+} from '../test/helpers/pipeline.ts';
 import {
   benchArgs,
   ensureWrk,
@@ -31,48 +43,102 @@ ensureWrk();
 const app = await startLocalApp();
 const direct = `http://127.0.0.1:${app.port}`;
 
-/** One relay + client, measured at 64 B / 32 connections and 1 MiB / 4 connections. */
-async function throughTunnel(
-  relayEnv: Record<string, string>,
-): Promise<{ small: WrkResult; large: WrkResult }> {
+/** A relay with its `wingman` client in front of the local app. */
+async function openTunnel(relayEnv: Record<string, string>) {
   const relay = await startRelay(relayEnv);
   relay.discardOutput();
   const client = await startClient(relay, app.port);
   // The client still prints its per-request line, as users see it; we just do not parse it here.
   client.discardOutput();
+  return {
+    url: client.session.urls.path.replace(/\/$/, ''),
+    sessionId: client.session.sessionId,
+    stop: () => Promise.all([client.stop(), relay.stop()]),
+  };
+}
+
+/** One relay + client, measured at 64 B / 32 connections and 1 MiB / 4 connections. */
+async function throughTunnel(): Promise<{ small: WrkResult; large: WrkResult }> {
+  const t = await openTunnel({});
   try {
-    const tunnel = client.session.urls.path.replace(/\/$/, '');
-    wrk(`${tunnel}/64`, 32, 1); // warm-up
-    return { small: wrk(`${tunnel}/64`, 32, seconds), large: wrk(`${tunnel}/bytes/${MIB}`, 4, seconds) };
+    wrk(`${t.url}/64`, 32, 1); // warm-up
+    return { small: wrk(`${t.url}/64`, 32, seconds), large: wrk(`${t.url}/bytes/${MIB}`, 4, seconds) };
   } finally {
-    await Promise.all([client.stop(), relay.stop()]);
+    await t.stop();
+  }
+}
+
+/**
+ * Events off vs on, interleaved: `rounds` pairs of 64-byte runs of `segment` seconds. Then
+ * wait for ingest to store every request of the events-on tunnel, and count what is missing.
+ */
+async function eventsOnOff(natsUrl: string, nc: NatsConnection, rounds: number, segment: number) {
+  const off = await openTunnel({});
+  const on = await openTunnel({ NATS_URL: natsUrl });
+  try {
+    wrk(`${off.url}/64`, 32, 1); // warm-up both
+    wrk(`${on.url}/64`, 32, 1);
+    const measuredFrom = Date.now();
+    const offRuns: WrkResult[] = [];
+    const onRuns: WrkResult[] = [];
+    for (let r = 0; r < rounds; r++) {
+      offRuns.push(wrk(`${off.url}/64`, 32, segment));
+      onRuns.push(wrk(`${on.url}/64`, 32, segment));
+    }
+    const sum = (runs: WrkResult[], f: (w: WrkResult) => number) => runs.reduce((a, w) => a + f(w), 0);
+    // wrk counts completed requests; the relay also records requests cut off at the end of a run.
+    const completed = sum(onRuns, (w) => w.requests);
+    const stored = await eventually(
+      async () =>
+        Number(
+          (
+            await sql<{ c: string }>(
+              nc,
+              `SELECT count() AS c FROM requests WHERE session_id = '${on.sessionId}' AND status = 200 AND ts >= fromUnixTimestamp64Milli(${measuredFrom})`,
+            )
+          )[0]!.c,
+        ),
+      (c) => c >= completed,
+      120_000,
+      500,
+    ).catch(() => -1);
+    return {
+      offRps: sum(offRuns, (w) => w.rps) / rounds,
+      onRps: sum(onRuns, (w) => w.rps) / rounds,
+      onP99Ms: Math.max(...onRuns.map((w) => w.p99Ms)),
+      errors: sum(offRuns, (w) => w.errors) + sum(onRuns, (w) => w.errors),
+      missing: stored < 0 ? completed : Math.max(0, completed - stored),
+      rounds: [offRuns.map((w) => Math.round(w.rps)), onRuns.map((w) => Math.round(w.rps))],
+    };
+  } finally {
+    await Promise.all([off.stop(), on.stop()]);
   }
 }
 
 let nats: NatsProc | undefined;
 let ingest: IngestProc | undefined;
+let nc: NatsConnection | undefined;
 try {
   wrk(`${direct}/64`, 32, 1); // warm-up
   const directSmall = wrk(`${direct}/64`, 32, seconds);
   const directLarge = wrk(`${direct}/bytes/${MIB}`, 4, seconds);
-  const off = await throughTunnel({});
-  let on: Awaited<ReturnType<typeof throughTunnel>> | undefined;
+  const { small, large } = await throughTunnel();
+  let ev: Awaited<ReturnType<typeof eventsOnOff>> | undefined;
   if (args.events) {
     nats = await startNats();
     ingest = await startIngest(nats.url);
     ingest.discardOutput();
-    on = await throughTunnel({ NATS_URL: nats.url });
+    nc = await natsConnect(nats.url);
+    ev = await eventsOnOff(nats.url, nc, args.smoke ? 1 : 4, args.smoke ? 2 : 5);
   }
-  const { small, large } = off;
   process.stderr.write(
-    `64 B @32c: direct ${round(directSmall.rps, 0)} rps, tunnel ${round(small.rps, 0)} rps (p50 ${small.p50Ms} ms, p99 ${small.p99Ms} ms)` +
-      (on ? `, with events ${round(on.small.rps, 0)} rps (p99 ${on.small.p99Ms} ms)` : '') +
-      `\n1 MiB @4c: direct ${round(directLarge.mibPerS, 1)} MiB/s, tunnel ${round(large.mibPerS, 1)} MiB/s\n`,
+    `64 B @32c: direct ${round(directSmall.rps, 0)} rps, tunnel ${round(small.rps, 0)} rps (p50 ${small.p50Ms} ms, p99 ${small.p99Ms} ms)\n` +
+      `1 MiB @4c: direct ${round(directLarge.mibPerS, 1)} MiB/s, tunnel ${round(large.mibPerS, 1)} MiB/s\n` +
+      (ev
+        ? `events off/on, interleaved rounds (rps): ${JSON.stringify(ev.rounds)}; events missing in ClickHouse: ${ev.missing}\n`
+        : ''),
   );
-  const errors = [directSmall, directLarge, small, large, ...(on ? [on.small, on.large] : [])].reduce(
-    (a, r) => a + r.errors,
-    0,
-  );
+  const errors = [directSmall, directLarge, small, large].reduce((a, r) => a + r.errors, ev?.errors ?? 0);
   console.log(
     JSON.stringify({
       direct_rps: round(directSmall.rps, 0),
@@ -85,17 +151,20 @@ try {
       mib_per_s_tunnel: round(large.mibPerS, 1),
       mib_ratio: round(large.mibPerS / directLarge.mibPerS, 3),
       errors,
-      ...(on
+      ...(ev
         ? {
-            tunnel_rps_events_on: round(on.small.rps, 0),
-            tunnel_p99_ms_events_on: round(on.small.p99Ms),
-            ratio_events_on_off: round(on.small.rps / small.rps, 3),
+            tunnel_rps_events_off: round(ev.offRps, 0),
+            tunnel_rps_events_on: round(ev.onRps, 0),
+            tunnel_p99_ms_events_on: round(ev.onP99Ms),
+            ratio_events_on_off: round(ev.onRps / ev.offRps, 3),
+            events_missing: ev.missing,
           }
         : {}),
       seconds,
     }),
   );
 } finally {
+  await nc?.close();
   await ingest?.stop();
   await nats?.stop();
   await app.stop();
