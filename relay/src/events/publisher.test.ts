@@ -47,7 +47,9 @@ describe('EventPublisher without NATS', () => {
       metrics,
       createLogger('t', 'silent'),
     );
+    const before = Date.now();
     for (let i = 0; i < 25; i++) pub.emit(big(i));
+    const after = Date.now();
     await pub.close(100);
     const envelopes: Envelope[] = [];
     for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
@@ -62,6 +64,10 @@ describe('EventPublisher without NATS', () => {
     expect(new Set(envelopes.map((e) => e.id)).size).toBe(envelopes.length);
     expect(envelopes.length).toBeGreaterThan(3);
     expect(events.every((e) => e.relay_id === 'relay-t' && e.v === 1)).toBe(true);
+    // Stamped per envelope, but with each event's own emit time; ids sort in emit order.
+    expect(events.every((e) => e.ts >= before && e.ts <= after)).toBe(true);
+    const ids = events.map((e) => e.event_id);
+    expect([...ids].sort()).toEqual(ids);
   });
 
   it('counts events dropped when the spool is full', async () => {
