@@ -197,6 +197,27 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     expect(after).toMatch(/wingman_relay_events_dropped_total 0\b/);
   }, 120_000);
 
+  it('a batch whose insert outlasts the ack wait stays in progress: nothing is redelivered, exactly N rows', async () => {
+    const { nats, nc, base, ingest } = await stack();
+    await ingest!.stop('SIGTERM');
+    // Make every insert into requests take 2.5 s (a materialized view that sleeps per block), and the ack wait 1 s.
+    await chdbExec(ingest!.chdbPath, 'CREATE TABLE slow_sink (n UInt8) ENGINE = Null');
+    await chdbExec(
+      ingest!.chdbPath,
+      'CREATE MATERIALIZED VIEW slow_mv TO slow_sink AS SELECT toUInt8(sleep(2.5)) AS n FROM requests',
+    );
+    const slow = await startIngest(nats.url, { CHDB_PATH: ingest!.chdbPath, ACK_WAIT_MS: '1000' });
+    procs.push(slow);
+    const n = 150;
+    expect(await traffic(base, n)).toBe(n);
+    await expectExactly(nc, n);
+    const scrape = (await request(`http://127.0.0.1:${slow.httpPort}/metrics`)).body.toString();
+    expect(
+      Number(/wingman_ingest_insert_duration_seconds_sum\{table="requests"\} ([\d.]+)/.exec(scrape)?.[1]),
+    ).toBeGreaterThan(2);
+    expect(scrape).toMatch(/wingman_ingest_redeliveries_total 0\b/);
+  }, 120_000);
+
   it('ClickHouse inserts failing for a while leave messages unacked; after recovery there are exactly N rows', async () => {
     const { nats, nc, base, ingest } = await stack();
     // Break the warehouse: with ingest stopped, rename the requests table away (migrations are recorded, so it stays gone).

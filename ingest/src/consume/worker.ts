@@ -112,23 +112,23 @@ export function startWorker(deps: {
     metrics.events.inc(plan.events);
   }
 
-  async function fetchBatch(): Promise<JsMsg[]> {
-    const batch: JsMsg[] = [];
+  /** Pull into `batch` (messages arrive over up to FETCH_EXPIRES_MS); false when the pull failed. */
+  async function fetchInto(batch: JsMsg[]): Promise<boolean> {
     try {
       const iter = await consumer.fetch({
         max_messages: config.FETCH_BATCH,
         expires: config.FETCH_EXPIRES_MS,
       });
       for await (const m of iter) batch.push(m);
+      return true;
     } catch (err) {
       if (!stopping) {
         log.warn({ err: (err as Error).message }, 'fetch failed; retrying');
         await sleep(500);
       }
       // Messages already received stay unacked and are redelivered after the ack wait.
-      return [];
+      return false;
     }
-    return batch;
   }
 
   // Fetch and plan the next batch while the previous one is being inserted (ClickHouse works on
@@ -137,8 +137,20 @@ export function startWorker(deps: {
     let committing: Promise<void> = Promise.resolve();
     while (!stopping) {
       const f0 = performance.now();
-      const batch = await fetchBatch();
-      if (batch.length === 0) continue;
+      // From its first message until it is acked or nak'ed, tell JetStream the batch is being
+      // worked on, so a slow pull, plan, wait or insert does not pass ACK_WAIT_MS and get it
+      // redelivered meanwhile.
+      const batch: JsMsg[] = [];
+      const keepAlive = setInterval(
+        () => {
+          for (const m of batch) m.working();
+        },
+        Math.max(250, Math.floor(config.ACK_WAIT_MS / 3)),
+      );
+      if (!(await fetchInto(batch)) || batch.length === 0) {
+        clearInterval(keepAlive);
+        continue;
+      }
       const p0 = performance.now();
       const plan = await planInSlices(batch);
       log.debug(
@@ -146,7 +158,7 @@ export function startWorker(deps: {
         'batch fetched',
       );
       await committing;
-      committing = commit(batch, plan);
+      committing = commit(batch, plan).finally(() => clearInterval(keepAlive));
     }
     await committing;
   })();
