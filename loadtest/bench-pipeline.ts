@@ -113,12 +113,15 @@ try {
         await sql<{ c: string }>(nc, `SELECT count() AS c FROM requests WHERE session_id = '${RUN}${phase}'`)
       )[0]!.c,
     );
-  await eventually(
-    () => count('c'),
-    (c) => c >= total,
-    10 * 60_000,
-    200,
-  ).catch(() => undefined);
+  /** Wait until `n` events of a phase are stored (or give up; the figures then show what is missing). */
+  const stored = (phase: string, n: number, timeoutMs: number) =>
+    eventually(
+      () => count(phase),
+      (c) => c >= n,
+      timeoutMs,
+      200,
+    ).catch(() => undefined);
+  await stored('c', total, 10 * 60_000);
 
   // Phase 2: steady load at `rate` with ingest running.
   const p2 = makePublisher(nc);
@@ -130,12 +133,7 @@ try {
     await new Promise((r) => setTimeout(r, 5));
   }
   await p2.publisher.close(60_000);
-  await eventually(
-    () => count('l'),
-    (c) => c >= lagTotal,
-    5 * 60_000,
-    200,
-  ).catch(() => undefined);
+  await stored('l', lagTotal, 5 * 60_000);
   await new Promise((r) => setTimeout(r, 1000));
 
   const stats = async (phase: string) =>

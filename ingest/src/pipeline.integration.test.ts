@@ -87,6 +87,23 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     return { nats, relay, app, client, ingest, nc, base: client.session.urls.path };
   }
 
+  /** Stop ingest, change its chDB directly (only one process may open it), start it again with `env`. */
+  async function restartIngestAfter(
+    ingest: IngestProc,
+    natsUrl: string,
+    statements: string[],
+    env: Record<string, string>,
+  ): Promise<IngestProc> {
+    await ingest.stop('SIGTERM');
+    for (const statement of statements) await chdbExec(ingest.chdbPath, statement);
+    const next = await startIngest(natsUrl, { CHDB_PATH: ingest.chdbPath, ...env });
+    procs.push(next);
+    return next;
+  }
+
+  const ingestMetrics = async (p: IngestProc) =>
+    (await request(`http://127.0.0.1:${p.httpPort}/metrics`)).body.toString();
+
   it('N requests through a real tunnel become exactly N request.completed rows with correct fields', async () => {
     const { nc, base, client } = await stack();
     const n = 300;
@@ -199,19 +216,20 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
 
   it('a batch whose insert outlasts the ack wait stays in progress: nothing is redelivered, exactly N rows', async () => {
     const { nats, nc, base, ingest } = await stack();
-    await ingest!.stop('SIGTERM');
     // Make every insert into requests take 2.5 s (a materialized view that sleeps per block), and the ack wait 1 s.
-    await chdbExec(ingest!.chdbPath, 'CREATE TABLE slow_sink (n UInt8) ENGINE = Null');
-    await chdbExec(
-      ingest!.chdbPath,
-      'CREATE MATERIALIZED VIEW slow_mv TO slow_sink AS SELECT toUInt8(sleep(2.5)) AS n FROM requests',
+    const slow = await restartIngestAfter(
+      ingest!,
+      nats.url,
+      [
+        'CREATE TABLE slow_sink (n UInt8) ENGINE = Null',
+        'CREATE MATERIALIZED VIEW slow_mv TO slow_sink AS SELECT toUInt8(sleep(2.5)) AS n FROM requests',
+      ],
+      { ACK_WAIT_MS: '1000' },
     );
-    const slow = await startIngest(nats.url, { CHDB_PATH: ingest!.chdbPath, ACK_WAIT_MS: '1000' });
-    procs.push(slow);
     const n = 150;
     expect(await traffic(base, n)).toBe(n);
     await expectExactly(nc, n);
-    const scrape = (await request(`http://127.0.0.1:${slow.httpPort}/metrics`)).body.toString();
+    const scrape = await ingestMetrics(slow);
     expect(
       Number(/wingman_ingest_insert_duration_seconds_sum\{table="requests"\} ([\d.]+)/.exec(scrape)?.[1]),
     ).toBeGreaterThan(2);
@@ -220,26 +238,19 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
 
   it('ClickHouse inserts failing for a while leave messages unacked; after recovery there are exactly N rows', async () => {
     const { nats, nc, base, ingest } = await stack();
-    // Break the warehouse: with ingest stopped, rename the requests table away (migrations are recorded, so it stays gone).
-    await ingest!.stop('SIGTERM');
-    await chdbExec(ingest!.chdbPath, 'RENAME TABLE requests TO requests_parked');
-    const broken = await startIngest(nats.url, {
-      CHDB_PATH: ingest!.chdbPath,
+    // Break the warehouse: rename the requests table away (migrations are recorded, so it stays gone).
+    const broken = await restartIngestAfter(ingest!, nats.url, ['RENAME TABLE requests TO requests_parked'], {
       RETRY_MIN_MS: '100',
       RETRY_MAX_MS: '500',
     });
-    procs.push(broken);
     const n = 200;
     expect(await traffic(base, n)).toBe(n);
-    const scrape = async () => (await request(`http://127.0.0.1:${broken.httpPort}/metrics`)).body.toString();
+    const scrape = () => ingestMetrics(broken);
     await eventually(scrape, (m) => /wingman_ingest_insert_failures_total [1-9]/.test(m));
     expect(await scrape()).not.toMatch(/wingman_ingest_rows_inserted_total\{table="requests"\} [1-9]/);
     expect(await unacked(nc)).toBeGreaterThan(0);
     // Recover: stop the worker (it leaves its batch unacked), restore the table, start again.
-    await broken.stop('SIGTERM');
-    await chdbExec(ingest!.chdbPath, 'RENAME TABLE requests_parked TO requests');
-    const healed = await startIngest(nats.url, { CHDB_PATH: ingest!.chdbPath });
-    procs.push(healed);
+    await restartIngestAfter(broken, nats.url, ['RENAME TABLE requests_parked TO requests'], {});
     await eventually(
       () => countRequests(nc),
       (c) => c >= n,
@@ -318,8 +329,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     expect(reasons[1]).toMatch(/bad envelope/);
     expect(reasons.slice(2).join('\n')).toMatch(/invalid event/);
     expect(reasons.slice(2).join('\n')).toMatch(/status/);
-    const metrics = (await request(`http://127.0.0.1:${ingest.httpPort}/metrics`)).body.toString();
-    expect(metrics).toMatch(/wingman_ingest_dlq_total 4/);
+    expect(await ingestMetrics(ingest)).toMatch(/wingman_ingest_dlq_total 4/);
     expect(await unacked(nc)).toBe(0);
   });
 });

@@ -104,7 +104,7 @@ export function completeRequest(ctx: RelayContext, t: VisitorTarget, c: Completi
     if (failed) ctx.log.warn(line, 'request failed');
     else ctx.log.debug(line, 'request');
   }
-  // Building the event (path normalisation, referrer parsing) is skipped when nothing listens.
+  // Building the event (query stripping, referrer parsing) is skipped when nothing listens.
   if (!ctx.config.EVENTS_ENABLED) return;
   ctx.events.emit({
     type: 'request.completed',

@@ -202,11 +202,12 @@ async function storedIds(
   rows: readonly Row[],
   candidates: ReadonlySet<string>,
 ): Promise<Set<string>> {
+  // Row times are chTime text ("seconds.millis"): compare them as numbers, not as strings.
   let min = rows[0]!.ts;
-  let max = rows[0]!.ts;
+  let max = min;
   for (const r of rows) {
-    if (r.ts < min) min = r.ts;
-    if (r.ts > max) max = r.ts;
+    if (Number(r.ts) < Number(min)) min = r.ts;
+    else if (Number(r.ts) > Number(max)) max = r.ts;
   }
   const result = await ch.query({
     query: `SELECT event_id FROM ${table} WHERE ts >= {min:DateTime64(3, 'UTC')} AND ts <= {max:DateTime64(3, 'UTC')} AND event_id IN {ids:Array(String)}`,

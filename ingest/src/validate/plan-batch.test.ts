@@ -38,7 +38,7 @@ describe('planBatch', () => {
     expect(plan.rows.get('websockets')).toEqual([
       {
         event_id: good.event_id,
-        ts: '1795780800.123', // 2026-11-27 12:00:00.123 UTC,
+        ts: '1795780800.123', // 2026-11-27 12:00:00.123 UTC
         relay_id: 'r1',
         session_id: 's1',
         duration_ms: 5,

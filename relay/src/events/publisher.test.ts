@@ -2,8 +2,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type Envelope, envelopeSchema, eventSchema } from '@wingman/shared';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EventPublisher } from './publisher.ts';
+import { EventPublisher, fromSpoolRecord, toSpoolRecord } from './publisher.ts';
 import { Spool } from './spool.ts';
 
 function counters() {
@@ -53,8 +54,11 @@ describe('EventPublisher without NATS', () => {
     await pub.close(100);
     const envelopes: Envelope[] = [];
     for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
-      expect(r.length).toBeLessThanOrEqual(1000);
-      envelopes.push(envelopeSchema.parse(JSON.parse(r)));
+      const sealed = fromSpoolRecord(r);
+      expect(Buffer.byteLength(sealed.json)).toBeLessThanOrEqual(1000);
+      const envelope = envelopeSchema.parse(JSON.parse(sealed.json));
+      expect([sealed.id, sealed.events]).toEqual([envelope.id, envelope.events.length]);
+      envelopes.push(envelope);
       spool.ack();
     }
     const events = envelopes.flatMap((e) => e.events).map((e) => eventSchema.parse(e));
@@ -91,9 +95,21 @@ describe('EventPublisher without NATS', () => {
     expect(c.dropped).toBeGreaterThan(0);
     let kept = 0;
     for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
-      kept += envelopeSchema.parse(JSON.parse(r)).events.length;
+      kept += envelopeSchema.parse(JSON.parse(fromSpoolRecord(r).json)).events.length;
       spool.ack();
     }
     expect(kept + c.dropped).toBe(20);
+  });
+});
+
+describe('spool records', () => {
+  it('round-trip any id (spaces included) and still read a bare envelope written by an older relay', () => {
+    fc.assert(
+      fc.property(fc.string(), fc.nat(), fc.json(), (id, events, json) => {
+        expect(fromSpoolRecord(toSpoolRecord({ id, events, json }))).toEqual({ id, events, json });
+      }),
+    );
+    const bare = JSON.stringify({ v: 1, relay_id: 'r', id: 'r-1-2', events: [{}, {}] });
+    expect(fromSpoolRecord(bare)).toEqual({ id: 'r-1-2', events: 2, json: bare });
   });
 });

@@ -32,10 +32,30 @@ export interface PublisherMetrics {
   eventsDropped: { inc(n?: number): void };
 }
 
-interface Sealed {
+export interface Sealed {
   id: string;
   json: string;
   events: number;
+}
+
+/**
+ * A sealed envelope as a spool record: `<events> <id length> <id><envelope JSON>`, so a replay
+ * reads the id and the count without parsing the whole envelope (up to 512 KiB) again.
+ */
+export function toSpoolRecord(s: Sealed): string {
+  return `${s.events} ${s.id.length} ${s.id}${s.json}`;
+}
+
+export function fromSpoolRecord(record: string): Sealed {
+  if (record.startsWith('{')) {
+    // Written before records had a header: the bare envelope.
+    const parsed = JSON.parse(record) as Envelope;
+    return { id: parsed.id, json: record, events: parsed.events.length };
+  }
+  const a = record.indexOf(' ');
+  const b = record.indexOf(' ', a + 1);
+  const idEnd = b + 1 + Number(record.slice(a + 1, b));
+  return { events: Number(record.slice(0, a)), id: record.slice(b + 1, idEnd), json: record.slice(idEnd) };
 }
 
 /**
@@ -157,7 +177,7 @@ export class EventPublisher {
   }
 
   private toSpool(s: Sealed, maybePublished = false): void {
-    if (this.spool.append(s.json, maybePublished)) {
+    if (this.spool.append(toSpoolRecord(s), maybePublished)) {
       this.metrics.spoolBytes.set(this.spool.bytes);
       return;
     }
@@ -196,10 +216,9 @@ export class EventPublisher {
       const fromSpool = !this.spool.isEmpty;
       let sealed: Sealed | undefined;
       if (fromSpool) {
-        const json = this.spool.peek();
-        if (json === undefined) continue;
-        const parsed = JSON.parse(json) as Envelope;
-        sealed = { id: parsed.id, json, events: parsed.events.length };
+        const record = this.spool.peek();
+        if (record === undefined) continue;
+        sealed = fromSpoolRecord(record);
       } else sealed = this.queue[0];
       if (!sealed) return;
       const started = performance.now();

@@ -80,8 +80,7 @@ export class Spool {
 
   /** Append one record. False, and nothing written, when the spool is full. */
   append(record: string, maybePublished = false): boolean {
-    const flagged = `${maybePublished ? '1' : '0'}${record}`;
-    const line = `${flagged}\n`;
+    const line = `${maybePublished ? '1' : '0'}${record}\n`;
     const size = Buffer.byteLength(line);
     if (this.totalBytes + size > this.maxBytes) return false;
     let tail = this.segments.at(-1);
@@ -96,7 +95,7 @@ export class Spool {
     this.totalBytes += size;
     this.dirty = true;
     // Keep the in-memory view of a segment being read and written at once current.
-    if (this.readLines && this.segments.length === 1) this.readLines.push(flagged);
+    if (this.readLines && this.segments.length === 1) this.readLines.push(line.slice(0, -1));
     return true;
   }
 
