@@ -26,6 +26,7 @@ import {
 } from '../test/helpers/pipeline.ts';
 import {
   benchArgs,
+  CpuMeter,
   ensureWrk,
   round,
   startClient,
@@ -53,6 +54,7 @@ async function openTunnel(relayEnv: Record<string, string>) {
   return {
     url: client.session.urls.path.replace(/\/$/, ''),
     sessionId: client.session.sessionId,
+    pids: { relay: relay.pid, client: client.pid },
     stop: () => Promise.all([client.stop(), relay.stop()]),
   };
 }
@@ -72,7 +74,14 @@ async function throughTunnel(): Promise<{ small: WrkResult; large: WrkResult }> 
  * Events off vs on, interleaved: `rounds` pairs of 64-byte runs of `segment` seconds. Then
  * wait for ingest to store every request of the events-on tunnel, and count what is missing.
  */
-async function eventsOnOff(natsUrl: string, nc: NatsConnection, rounds: number, segment: number) {
+async function eventsOnOff(
+  natsUrl: string,
+  nc: NatsConnection,
+  rounds: number,
+  segment: number,
+  natsPid: number,
+  ingestPid: number,
+) {
   const off = await openTunnel({});
   const on = await openTunnel({ NATS_URL: natsUrl });
   try {
@@ -81,9 +90,21 @@ async function eventsOnOff(natsUrl: string, nc: NatsConnection, rounds: number, 
     const measuredFrom = Date.now();
     const offRuns: WrkResult[] = [];
     const onRuns: WrkResult[] = [];
+    // CPU each process used per 1000 requests, summed over the rounds (where the cost goes).
+    const procs = {
+      relay_off: off.pids.relay,
+      client_off: off.pids.client,
+      relay_on: on.pids.relay,
+      client_on: on.pids.client,
+      app: app.pid,
+      nats: natsPid,
+      ingest: ingestPid,
+    };
+    const cpuOff = new CpuMeter(procs);
+    const cpuOn = new CpuMeter(procs);
     for (let r = 0; r < rounds; r++) {
-      offRuns.push(wrk(`${off.url}/64`, 32, segment));
-      onRuns.push(wrk(`${on.url}/64`, 32, segment));
+      offRuns.push(cpuOff.around(() => wrk(`${off.url}/64`, 32, segment)));
+      onRuns.push(cpuOn.around(() => wrk(`${on.url}/64`, 32, segment)));
     }
     const sum = (runs: WrkResult[], f: (w: WrkResult) => number) => runs.reduce((a, w) => a + f(w), 0);
     // wrk counts completed requests; the relay also records requests cut off at the end of a run.
@@ -109,6 +130,10 @@ async function eventsOnOff(natsUrl: string, nc: NatsConnection, rounds: number, 
       errors: sum(offRuns, (w) => w.errors) + sum(onRuns, (w) => w.errors),
       missing: stored < 0 ? completed : Math.max(0, completed - stored),
       rounds: [offRuns.map((w) => Math.round(w.rps)), onRuns.map((w) => Math.round(w.rps))],
+      cpuPerK: {
+        off: cpuOff.perThousand(sum(offRuns, (w) => w.requests)),
+        on: cpuOn.perThousand(sum(onRuns, (w) => w.requests)),
+      },
     };
   } finally {
     await Promise.all([off.stop(), on.stop()]);
@@ -129,13 +154,15 @@ try {
     ingest = await startIngest(nats.url);
     ingest.discardOutput();
     nc = await natsConnect(nats.url);
-    ev = await eventsOnOff(nats.url, nc, args.smoke ? 1 : 4, args.smoke ? 2 : 5);
+    ev = await eventsOnOff(nats.url, nc, args.smoke ? 1 : 4, args.smoke ? 2 : 5, nats.pid, ingest.pid);
   }
   process.stderr.write(
     `64 B @32c: direct ${round(directSmall.rps, 0)} rps, tunnel ${round(small.rps, 0)} rps (p50 ${small.p50Ms} ms, p99 ${small.p99Ms} ms)\n` +
       `1 MiB @4c: direct ${round(directLarge.mibPerS, 1)} MiB/s, tunnel ${round(large.mibPerS, 1)} MiB/s\n` +
       (ev
-        ? `events off/on, interleaved rounds (rps): ${JSON.stringify(ev.rounds)}; events missing in ClickHouse: ${ev.missing}\n`
+        ? `events off/on, interleaved rounds (rps): ${JSON.stringify(ev.rounds)}; events missing in ClickHouse: ${ev.missing}\n` +
+          `CPU ms per 1000 requests, events off: ${JSON.stringify(ev.cpuPerK.off)}\n` +
+          `CPU ms per 1000 requests, events on:  ${JSON.stringify(ev.cpuPerK.on)}\n`
         : ''),
   );
   const errors = [directSmall, directLarge, small, large].reduce((a, r) => a + r.errors, ev?.errors ?? 0);

@@ -3,6 +3,7 @@
  * output parsing. Every target is on loopback; every run is bounded in time.
  */
 import { execFileSync, execSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 export {
@@ -76,3 +77,53 @@ export function benchArgs<
 }
 
 export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** CPU time (user + system) a process has used, in ms, from /proc; 0 once it is gone. */
+function cpuMs(pid: number | 'self-children'): number {
+  try {
+    const stat = readFileSync(`/proc/${pid === 'self-children' ? 'self' : pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const [u, s] = pid === 'self-children' ? [f[13], f[14]] : [f[11], f[12]];
+    return (Number(u) + Number(s)) * TICK_MS;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU used by named processes (and by finished child processes such as wrk) while a
+ * synchronous run goes on, summed over every run measured with `around`.
+ */
+export class CpuMeter {
+  private readonly used: Record<string, number> = {};
+  constructor(private readonly pids: Record<string, number>) {}
+
+  around<T>(run: () => T): T {
+    const before = this.sample();
+    const result = run();
+    const after = this.sample();
+    for (const k of Object.keys(after)) this.used[k] = (this.used[k] ?? 0) + after[k]! - before[k]!;
+    return result;
+  }
+
+  /** ms of CPU per 1000 requests, per process, and their total. */
+  perThousand(requests: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    let total = 0;
+    for (const [k, v] of Object.entries(this.used)) {
+      out[k] = round((v / requests) * 1000, 1);
+      total += v;
+    }
+    out.total = round((total / requests) * 1000, 1);
+    return out;
+  }
+
+  private sample(): Record<string, number> {
+    const s: Record<string, number> = { wrk: cpuMs('self-children') };
+    for (const [k, pid] of Object.entries(this.pids)) s[k] = cpuMs(pid);
+    return s;
+  }
+}
