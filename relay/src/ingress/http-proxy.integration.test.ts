@@ -3,6 +3,7 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patternBytes } from '../../../test/fixtures/local-app.ts';
 import { json, request } from '../../../test/helpers/http.ts';
+import { freePort } from '../../../test/helpers/pipeline.ts';
 import {
   type AppProc,
   type ClientProc,
@@ -214,6 +215,36 @@ describe('HTTP through the tunnel', () => {
       expect(echo.url).toBe(`/echo?i=${i}`);
       expect(echo.length).toBe(`body-${i}`.length);
     }
+  });
+
+  it('answers 502 with a clear page when nothing listens on the local port, and keeps the tunnel up', async () => {
+    const closedPort = await freePort();
+    const idle = await startClient(relay, closedPort);
+    try {
+      const url = idle.session.urls.path.replace(/\/$/, '');
+      for (let i = 0; i < 2; i++) {
+        const r = await request(`${url}/anything`);
+        expect(r.status).toBe(502);
+        expect(r.headers['x-wingman-error']).toBe('LOCAL_UNREACHABLE');
+        expect(r.body.toString()).toContain(`:${closedPort}</code> (ECONNREFUSED)`);
+      }
+    } finally {
+      await idle.stop();
+    }
+  });
+
+  it('passes an upload sent with Expect: 100-continue', async () => {
+    const body = patternBytes(300 * 1024, 7);
+    const r = await request(`${base}/echo`, {
+      method: 'POST',
+      body,
+      headers: { expect: '100-continue', 'content-length': String(body.byteLength) },
+    });
+    expect(r.status).toBe(200);
+    const echo = json<{ length: number; sha256: string; headers: Record<string, string> }>(r);
+    expect(echo.length).toBe(body.byteLength);
+    expect(echo.sha256).toBe(createHash('sha256').update(body).digest('hex'));
+    expect(echo.headers.expect).toBeUndefined();
   });
 
   it('a stalled visitor and a hanging local response do not delay another stream', async () => {
