@@ -1,5 +1,5 @@
 /**
- * npm run bench:tunnel [-- --smoke] [-- --seconds N] [-- --events]
+ * npm run bench:tunnel [-- --smoke] [-- --seconds N] [-- --events [--ingest-after]]
  *
  * Serves the local app directly and then through relay + `wingman` client on
  * this machine, in one run, with wrk as the load generator:
@@ -11,6 +11,8 @@
  * a shared machine hits both alike, and the line gains "ratio_events_on_off"
  * (requests/s on / off, summed over the rounds). Every request through the
  * events-on tunnel is then looked up in ClickHouse: "events_missing" must be 0.
+ * With --events --ingest-after, ingest starts only after the rounds (events wait
+ * in JetStream): the ratio then shows what the relay and nats-server cost alone.
  * The last line printed is one JSON object with the figures.
  */
 
@@ -36,7 +38,12 @@ import {
   wrk,
 } from './harness.ts';
 
-const args = benchArgs({ seconds: { type: 'string' }, events: { type: 'boolean', default: false } });
+const args = benchArgs({
+  seconds: { type: 'string' },
+  events: { type: 'boolean', default: false },
+  // Diagnostic: start ingest only after the measured rounds, so they show the relay + NATS share alone.
+  'ingest-after': { type: 'boolean', default: false },
+});
 const seconds = Number(args.seconds ?? (args.smoke ? 2 : 10));
 const MIB = 1024 * 1024;
 
@@ -79,8 +86,10 @@ async function eventsOnOff(
   nc: NatsConnection,
   rounds: number,
   segment: number,
-  natsPid: number,
-  ingestPid: number,
+  /** Pipeline processes to meter (nats-server, ingest when it runs during the rounds). */
+  pipelinePids: Record<string, number>,
+  /** Runs after the rounds, before the ClickHouse check (starts ingest with --ingest-after). */
+  afterRounds: () => Promise<void>,
 ) {
   const off = await openTunnel({});
   const on = await openTunnel({ NATS_URL: natsUrl });
@@ -97,8 +106,7 @@ async function eventsOnOff(
       relay_on: on.pids.relay,
       client_on: on.pids.client,
       app: app.pid,
-      nats: natsPid,
-      ingest: ingestPid,
+      ...pipelinePids,
     };
     const cpuOff = new CpuMeter(procs);
     const cpuOn = new CpuMeter(procs);
@@ -106,6 +114,7 @@ async function eventsOnOff(
       offRuns.push(cpuOff.around(() => wrk(`${off.url}/64`, 32, segment)));
       onRuns.push(cpuOn.around(() => wrk(`${on.url}/64`, 32, segment)));
     }
+    await afterRounds();
     const sum = (runs: WrkResult[], f: (w: WrkResult) => number) => runs.reduce((a, w) => a + f(w), 0);
     // wrk counts completed requests; the relay also records requests cut off at the end of a run.
     const completed = sum(onRuns, (w) => w.requests);
@@ -150,11 +159,24 @@ try {
   const { small, large } = await throughTunnel();
   let ev: Awaited<ReturnType<typeof eventsOnOff>> | undefined;
   if (args.events) {
-    nats = await startNats();
-    ingest = await startIngest(nats.url);
-    ingest.discardOutput();
-    nc = await natsConnect(nats.url);
-    ev = await eventsOnOff(nats.url, nc, args.smoke ? 1 : 4, args.smoke ? 2 : 5, nats.pid, ingest.pid);
+    const natsProc = await startNats();
+    nats = natsProc;
+    const runIngest = async () => {
+      ingest = await startIngest(natsProc.url);
+      ingest.discardOutput();
+    };
+    if (!args['ingest-after']) await runIngest();
+    nc = await natsConnect(natsProc.url);
+    const pipelinePids: Record<string, number> = { nats: natsProc.pid };
+    if (ingest) pipelinePids.ingest = ingest.pid;
+    ev = await eventsOnOff(
+      natsProc.url,
+      nc,
+      args.smoke ? 1 : 4,
+      args.smoke ? 2 : 5,
+      pipelinePids,
+      args['ingest-after'] ? runIngest : async () => {},
+    );
   }
   process.stderr.write(
     `64 B @32c: direct ${round(directSmall.rps, 0)} rps, tunnel ${round(small.rps, 0)} rps (p50 ${small.p50Ms} ms, p99 ${small.p99Ms} ms)\n` +
