@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { type EventInput, newEventId, type WingmanEvent } from '@wingman/shared';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadIngestConfig } from '../config.ts';
 import { insertRows } from '../sink/insert.ts';
 import { runMigrations } from '../sink/migrate.ts';
 import { createWarehouse } from '../sink/warehouse.ts';
 import { TABLE_COLUMNS, type TableName, toRow } from '../validate/plan-batch.ts';
-import { QUERIES_DIR, runSql } from './sql-service.ts';
+import { answerSqlRequest, QUERIES_DIR, runSql, sqlRequestSchema } from './sql-service.ts';
 
 /**
  * Real embedded chDB (this test file runs in its own process): the schema,
@@ -327,6 +328,69 @@ describe('read-only SQL service', () => {
     const r = await runSql(ch, { sql });
     expect(r.ok).toBe(false);
     expect(!r.ok && r.error).toMatch(why);
+  });
+
+  it('answers an unknown named query with an error (it used to reject, unanswered)', async () => {
+    const r = await answerSqlRequest(ch, Buffer.from(JSON.stringify({ query: 'insights/no_such_query' })));
+    expect(r).toEqual({ ok: false, error: 'no such query: insights/no_such_query' });
+  });
+
+  it('fuzz: any request bytes get a reply, never a rejection; malformed ones a bad-request error', async () => {
+    const sqlish = fc
+      .array(
+        fc.constantFrom(
+          'SELECT',
+          'count()',
+          'FROM',
+          'requests',
+          'sessions',
+          'WHERE',
+          '{x:UInt8}',
+          ';',
+          'DROP',
+          'INSERT',
+          "file('/etc/passwd')",
+          'WITH',
+          '1',
+          '--',
+          '(',
+          ')',
+          "'",
+          'system.tables',
+        ),
+        { maxLength: 8 },
+      )
+      .map((words) => words.join(' '));
+    const params = fc.option(fc.dictionary(fc.string({ maxLength: 4 }), fc.jsonValue({ maxDepth: 2 })), {
+      nil: undefined,
+    });
+    const payload = fc.oneof(
+      fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+      fc.jsonValue({ maxDepth: 3 }).map((v) => Buffer.from(JSON.stringify(v) ?? 'null')),
+      fc
+        .record({ sql: fc.oneof(sqlish, fc.string({ maxLength: 40 })), params })
+        .map((r) => Buffer.from(JSON.stringify(r))),
+      fc
+        .record({ query: fc.stringMatching(/^(insights|abuse)\/[a-z0-9_]{1,24}$/), params })
+        .map((r) => Buffer.from(JSON.stringify(r))),
+    );
+    await fc.assert(
+      fc.asyncProperty(payload, async (bytes) => {
+        const reply = await answerSqlRequest(ch, bytes);
+        expect(typeof reply.ok).toBe('boolean');
+        if (!reply.ok) expect(reply.error.length).toBeGreaterThan(0);
+        let valid = false;
+        try {
+          valid = sqlRequestSchema.safeParse(JSON.parse(bytes.toString())).success;
+        } catch {}
+        if (!valid)
+          expect(reply).toMatchObject({ ok: false, error: expect.stringMatching(/^bad request: /) });
+      }),
+      { numRuns: 300 },
+    );
+    // The session still answers, and the data is untouched.
+    const c = await runSql(ch, { sql: 'SELECT count() AS c FROM requests' });
+    expect(c.ok && Number(c.rows[0]!.c)).toBeGreaterThan(0);
   });
 
   it('answers a bad query with the error, and the worker session stays writable', async () => {

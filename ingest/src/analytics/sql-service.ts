@@ -27,8 +27,14 @@ export function checkReadOnly(sql: string): string | undefined {
   return undefined;
 }
 
-export function loadNamedQuery(name: string): string {
-  return readFileSync(join(QUERIES_DIR, `${name}.sql`), 'utf8');
+/** The SQL of a named query, or undefined when there is no such file. */
+export function loadNamedQuery(name: string): string | undefined {
+  try {
+    return readFileSync(join(QUERIES_DIR, `${name}.sql`), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 /** Statement kinds allowed, as the first line of ClickHouse's own `EXPLAIN AST`. */
@@ -64,9 +70,10 @@ async function refuseUnlessReadOnly(
   return undefined;
 }
 
-/** Run a read-only request against the warehouse. */
+/** Run a read-only request against the warehouse. Never rejects: every failure is an error reply. */
 export async function runSql(ch: ClickHouseClient, req: SqlRequest): Promise<SqlReply> {
   const raw = 'sql' in req ? req.sql : loadNamedQuery(req.query);
+  if (raw === undefined) return { ok: false, error: `no such query: ${'query' in req ? req.query : ''}` };
   const sql = raw
     .replace(/^\s*--.*$/gm, '')
     .trim()
@@ -92,12 +99,19 @@ export function serveSql(nc: NatsConnection, ch: ClickHouseClient, log: Logger):
     queue: 'ingest-sql',
     callback: (err, msg) => {
       if (err) return log.warn({ err: err.message }, 'sql service subscription error');
-      const parsed = parseJson(sqlRequestSchema, msg.data);
-      if (!parsed.ok) {
-        msg.respond(JSON.stringify({ ok: false, error: `bad request: ${parsed.error}` } satisfies SqlReply));
-        return;
-      }
-      runSql(ch, parsed.value).then((reply) => msg.respond(JSON.stringify(reply)));
+      answerSqlRequest(ch, msg.data).then((reply) => msg.respond(JSON.stringify(reply)));
     },
   });
+}
+
+/** One SQL service request, as received (untrusted bytes), to its reply. Never rejects. */
+export async function answerSqlRequest(ch: ClickHouseClient, data: Uint8Array): Promise<SqlReply> {
+  const parsed = parseJson(sqlRequestSchema, data);
+  if (!parsed.ok) return { ok: false, error: `bad request: ${parsed.error}` };
+  try {
+    return await runSql(ch, parsed.value);
+  } catch (err) {
+    // runSql answers every failure it knows of; anything else still gets a reply, not a crash.
+    return { ok: false, error: `internal error: ${(err as Error).message.split('\n')[0]!.slice(0, 500)}` };
+  }
 }
