@@ -247,9 +247,17 @@ export function createRelay(
       res.onAborted(() => {
         aborted = true;
       });
-      metrics.registry.metrics().then((text) => {
-        if (!aborted) res.cork(() => res.writeHeader('content-type', metrics.registry.contentType).end(text));
-      });
+      metrics.registry.metrics().then(
+        (text) => {
+          if (!aborted)
+            res.cork(() => res.writeHeader('content-type', metrics.registry.contentType).end(text));
+        },
+        // A failing collector must not become an unhandled rejection (which would end the relay).
+        (err: Error) => {
+          log.error({ err: err.message }, 'metrics collection failed');
+          if (!aborted) res.cork(() => res.writeStatus('500 Internal Server Error').end());
+        },
+      );
       return;
     }
     if (path === '/') {
