@@ -216,6 +216,8 @@ export class EventPublisher {
       const fromSpool = !this.spool.isEmpty;
       let sealed: Sealed | undefined;
       if (fromSpool) {
+        await this.spool.prepare();
+        if (!this.js) return;
         const record = this.spool.peek();
         if (record === undefined) continue;
         sealed = fromSpoolRecord(record);

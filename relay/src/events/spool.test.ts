@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -27,6 +27,24 @@ describe('Spool', () => {
     expect(s.isEmpty).toBe(true);
     expect(s.bytes).toBe(0);
     expect(readdirSync(d)).toEqual([]);
+    s.close();
+  });
+
+  it('prepare() reads a complete segment ahead, off the event loop; the segment being written is left to peek()', async () => {
+    const d = dir();
+    const s = new Spool(d, 1024 * 1024, 16); // 4-byte lines: four per segment
+    for (const r of ['a1', 'a2', 'a3', 'a4', 'b1', 'b2', 'b3']) s.append(r);
+    const [first, ...rest] = readdirSync(d).sort();
+    expect(rest.length).toBeGreaterThan(0);
+    await s.prepare();
+    // Loaded: peek() answers from memory, not from the file (overwritten here to tell them apart).
+    writeFileSync(join(d, first!), '0zz\n');
+    expect(s.peek()).toBe('a1');
+    // Drain the loaded segment; the tail segment is open for appends, so prepare() leaves it.
+    while (s.peek()?.startsWith('a')) s.ack();
+    await s.prepare();
+    s.append('b4');
+    expect(drain(s)).toEqual(['b1', 'b2', 'b3', 'b4']);
     s.close();
   });
 

@@ -9,6 +9,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -97,6 +98,23 @@ export class Spool {
     // Keep the in-memory view of a segment being read and written at once current.
     if (this.readLines && this.segments.length === 1) this.readLines.push(line.slice(0, -1));
     return true;
+  }
+
+  /**
+   * Read the oldest segment ahead of `peek`, off the event loop, when that segment is complete
+   * (no longer appended to): a full segment is up to `segmentBytes` (8 MiB) of records. The
+   * segment still being written is left to `peek`, which reads it synchronously so that
+   * records appended meanwhile are neither lost nor read twice.
+   */
+  async prepare(): Promise<void> {
+    const head = this.segments[0];
+    if (!head || this.readLines) return;
+    if (head === this.segments.at(-1) && this.writeFd !== undefined) return;
+    const raw = await readFile(this.file(head.seq), 'utf8');
+    // Another caller may have loaded or dropped it while this read was in flight.
+    if (this.readLines || this.segments[0] !== head) return;
+    this.readLines = raw.split('\n').filter((l) => l.length > 0);
+    this.readCursor = 0;
   }
 
   /** The oldest record not yet acknowledged. */
