@@ -100,12 +100,13 @@ export class LocalProxy {
   ) {
     // undici keeps connections to the local app alive (a new TCP connection per request costs more
     // than the proxying) and costs about a third less CPU per request than node:http
-    // (docs/performance.md). No timeouts here: dev servers hold long polls and event streams open,
-    // and the relay bounds how long a visitor waits.
+    // (docs/performance.md). Idle connections are dropped after undici's default 4 s, or sooner when
+    // the app's Keep-Alive header says so, before servers' usual 5 s idle timeout closes them under
+    // a request. No request timeouts: dev servers hold long polls and event streams open, and the
+    // relay bounds how long a visitor waits.
     this.pool = new Pool(`http://${host.includes(':') ? `[${host}]` : host}:${port}`, {
       connections: 512,
       pipelining: 1,
-      keepAliveTimeout: 10_000,
       headersTimeout: 0,
       bodyTimeout: 0,
     });
