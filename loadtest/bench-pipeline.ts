@@ -34,6 +34,9 @@ const rate = Number(args.rate ?? (args.smoke ? 5000 : 20_000));
 const lagSeconds = args.smoke ? 2 : 8;
 const RUN = `bench${Date.now().toString(36)}`;
 
+/** Slowest JetStream publish (PubAck wait) seen by the bench's publishers, in ms. */
+let slowestPublishMs = 0;
+
 function makePublisher(nc: NatsConnection) {
   let depth = 0;
   const noop = { inc() {}, observe() {}, set() {} };
@@ -50,7 +53,11 @@ function makePublisher(nc: NatsConnection) {
     {
       eventsPublished: noop,
       envelopesPublished: noop,
-      publishLatency: noop,
+      publishLatency: {
+        observe: (seconds: number) => {
+          slowestPublishMs = Math.max(slowestPublishMs, seconds * 1000);
+        },
+      },
       spoolBytes: noop,
       eventsDropped: noop,
       bufferDepth: { set: (n: number) => (depth = n) },
@@ -175,7 +182,8 @@ try {
   // messages to be redelivered after the ack wait).
   if (args.trace || slowLag)
     process.stderr.write(
-      `${ingest?.lines.filter((l) => l.includes('"batch ') || /"level":[456]0/.test(l)).join('\n')}\n`,
+      `slowest publish (PubAck wait): ${Math.round(slowestPublishMs)} ms; ingest:\n` +
+        `${ingest?.lines.filter((l) => l.includes('"batch ') || /"level":[456]0/.test(l)).join('\n')}\n`,
     );
   await nc.close();
   await ingest?.stop();
