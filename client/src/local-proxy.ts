@@ -198,15 +198,28 @@ export class LocalProxy {
       done: false,
     };
     this.streams.set(id, stream);
+    // CONNECT asks for a raw tunnel, which dev servers do not offer (undici would wait for an upgrade).
+    if (head.method.toUpperCase() === 'CONNECT') {
+      this.refuse(stream);
+      return;
+    }
     try {
       this.pool.dispatch(
         { path: head.path, method: head.method, headers, body: stream.body },
         this.responseHandler(stream),
       );
-    } catch (err) {
-      // undici rejects a request it cannot send (a malformed header value, say) synchronously.
-      this.localFailed(stream, err as Error);
+    } catch {
+      // undici refuses a head it cannot send (a method or header value that is not valid HTTP)
+      // synchronously.
+      this.refuse(stream);
     }
+  }
+
+  /** A request head the local app cannot be sent: reset, like a head that fails the schema. */
+  private refuse(stream: HttpStream): void {
+    stream.body?.destroy();
+    this.send(encodeFrame(FrameType.Reset, stream.id, Buffer.from('BAD_REQUEST_HEAD')));
+    this.finish(stream);
   }
 
   /** Frames for the local app's answer: head, data (paused when the relay's window is used up), end. */
