@@ -29,7 +29,7 @@ beforeAll(async () => {
 afterAll(() => new Promise<void>((r) => app.close(() => r())));
 
 describe('LocalProxy (real local app, real undici pool)', () => {
-  it('fuzz: any request head from the relay gets exactly one answer (response or reset), never a throw or a hang', async () => {
+  it('fuzz: any request head (with or without a body, or reset part-way) gets exactly one answer, never a throw or a hang', async () => {
     const head = fc.record({
       method: fc.oneof(
         fc.constantFrom('GET', 'POST', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'),
@@ -43,8 +43,24 @@ describe('LocalProxy (real local app, real undici pool)', () => {
         maxLength: 5,
       }),
     });
+    // How the relay goes on after the head: no body (FIN on the head), a body in a few DATA frames,
+    // or a RESET part-way (the visitor went away).
+    const stream = fc.record({
+      head,
+      after: fc.oneof(
+        fc.constant({ kind: 'fin' as const }),
+        fc.record({
+          kind: fc.constant('body' as const),
+          chunks: fc.array(fc.uint8Array({ minLength: 1, maxLength: 2000 }), { maxLength: 3 }),
+        }),
+        fc.record({
+          kind: fc.constant('reset' as const),
+          chunks: fc.array(fc.uint8Array({ minLength: 1, maxLength: 2000 }), { maxLength: 2 }),
+        }),
+      ),
+    });
     await fc.assert(
-      fc.asyncProperty(fc.array(head, { minLength: 1, maxLength: 8 }), async (heads) => {
+      fc.asyncProperty(fc.array(stream, { minLength: 1, maxLength: 8 }), async (streams) => {
         const frames: { type: number; streamId: number; flags: number }[] = [];
         const proxy = new LocalProxy(
           '127.0.0.1',
@@ -59,15 +75,23 @@ describe('LocalProxy (real local app, real undici pool)', () => {
           false,
         );
         try {
-          heads.forEach((h, i) => {
-            expect(() =>
-              proxy.onFrame(FrameType.RequestHead, FrameFlag.Fin, i + 1, Buffer.from(JSON.stringify(h))),
-            ).not.toThrow();
+          streams.forEach(({ head: h, after }, i) => {
+            const id = i + 1;
+            const headFlags = after.kind === 'fin' ? FrameFlag.Fin : 0;
+            expect(() => {
+              proxy.onFrame(FrameType.RequestHead, headFlags, id, Buffer.from(JSON.stringify(h)));
+              if (after.kind === 'fin') return;
+              for (const c of after.chunks) proxy.onFrame(FrameType.Data, 0, id, c);
+              if (after.kind === 'body') proxy.onFrame(FrameType.Data, FrameFlag.Fin, id, new Uint8Array(0));
+              else proxy.onFrame(FrameType.Reset, 0, id, Buffer.from('VISITOR_ABORTED'));
+            }).not.toThrow();
           });
           const deadline = Date.now() + 10_000;
           while (proxy.activeStreams > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
           expect(proxy.activeStreams).toBe(0);
-          for (let id = 1; id <= heads.length; id++) {
+          for (let id = 1; id <= streams.length; id++) {
+            // A stream the relay reset may or may not have been answered first.
+            if (streams[id - 1]!.after.kind === 'reset') continue;
             const mine = frames.filter((f) => f.streamId === id);
             const reset = mine.filter((f) => f.type === FrameType.Reset).length;
             const responded = mine.filter((f) => f.type === FrameType.ResponseHead).length;
