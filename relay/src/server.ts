@@ -155,6 +155,7 @@ export function createRelay(
   /** Shared visitor checks for HTTP and WebSocket: answer errors here, return the live session otherwise. */
   function resolveSession(res: HttpResponse, t: VisitorTarget): Session | undefined {
     if (ctx.draining) return void rejectVisitor(ctx, res, 'DRAINING', t);
+    if (t.visitor.method === 'CONNECT') return void rejectVisitor(ctx, res, 'METHOD_NOT_ALLOWED', t);
     if (t.visitor.headerBytes > config.MAX_HEADER_BYTES)
       return void rejectVisitor(ctx, res, 'HEADERS_TOO_LARGE', t);
     const found = registry.lookup(t.sessionId);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patternBytes } from '../../../test/fixtures/local-app.ts';
 import { json, request } from '../../../test/helpers/http.ts';
@@ -231,6 +232,27 @@ describe('HTTP through the tunnel', () => {
     } finally {
       await idle.stop();
     }
+  });
+
+  it('answers CONNECT with 405 METHOD_NOT_ALLOWED at the relay', async () => {
+    const path = new URL(base).pathname;
+    const reply = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(relay.port, '127.0.0.1', () =>
+        s.write(`CONNECT ${path}/x HTTP/1.1\r\nHost: 127.0.0.1:${relay.port}\r\n\r\n`),
+      );
+      let buf = '';
+      s.on('data', (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes('}}')) {
+          resolve(buf);
+          s.destroy();
+        }
+      });
+      s.on('error', reject);
+      s.on('close', () => resolve(buf));
+    });
+    expect(reply.split('\r\n')[0]).toBe('HTTP/1.1 405 Method Not Allowed');
+    expect(reply).toContain('"code":"METHOD_NOT_ALLOWED"');
   });
 
   it('passes an upload sent with Expect: 100-continue', async () => {

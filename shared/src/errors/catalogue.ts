@@ -6,6 +6,7 @@ export const VisitorErrors = {
   BAD_SESSION_ID: { status: 400, message: 'Malformed session id: ids match ^[a-zA-Z0-9]{8,32}$.' },
   NOT_FOUND: { status: 404, message: 'No such route on this relay.' },
   SESSION_NOT_FOUND: { status: 404, message: 'No tunnel session with this id.' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'CONNECT is not carried through a tunnel.' },
   SESSION_EXPIRED: { status: 410, message: 'This tunnel session has ended.' },
   BODY_TOO_LARGE: { status: 413, message: 'Request body exceeds the relay limit.' },
   HEADERS_TOO_LARGE: { status: 431, message: 'Request headers exceed the relay limit.' },
@@ -23,6 +24,7 @@ export type VisitorErrorCode = keyof typeof VisitorErrors;
 export const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request',
   404: 'Not Found',
+  405: 'Method Not Allowed',
   410: 'Gone',
   413: 'Payload Too Large',
   429: 'Too Many Requests',
