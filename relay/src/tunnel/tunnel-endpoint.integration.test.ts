@@ -1,4 +1,5 @@
 import { encodeFrame, FrameType, PROTOCOL_VERSION, TunnelCloseCode } from '@wingman/shared';
+import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { request } from '../../../test/helpers/http.ts';
@@ -125,6 +126,62 @@ describe('tunnel endpoint', () => {
     // uWS drops a connection whose message exceeds maxPayloadLength without a close frame.
     expect((await t.closed).code).toBe(1006);
     await stillServing();
+  });
+
+  it('fuzz: random hellos and random messages after a hello close only that tunnel, with a catalogued code', async () => {
+    const known = new Set<number>(Object.values(TunnelCloseCode));
+    const mutatedHello = fc
+      .record({
+        key: fc.constantFrom(
+          'type',
+          'protocol',
+          'token',
+          'localPort',
+          'clientVersion',
+          'subdomain',
+          'resumeToken',
+        ),
+        value: fc.jsonValue({ maxDepth: 2 }),
+      })
+      .map(({ key, value }) => JSON.stringify({ ...goodHello, [key]: value }));
+    const first = fc.oneof(
+      fc.constant(JSON.stringify(goodHello)),
+      mutatedHello,
+      fc.string({ maxLength: 200 }),
+      fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? 'null'),
+    );
+    const frame = fc
+      .record({
+        type: fc.integer({ min: 0, max: 20 }),
+        flags: fc.integer({ min: 0, max: 255 }),
+        stream: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        payload: fc.uint8Array({ maxLength: 300 }),
+      })
+      .map((f) => Buffer.from(encodeFrame(f.type as FrameType, f.stream, f.payload, f.flags)));
+    const later = fc.array(
+      fc.oneof(
+        frame,
+        fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+        fc.string({ maxLength: 100 }),
+      ),
+      { maxLength: 4 },
+    );
+    await fc.assert(
+      fc.asyncProperty(first, later, async (hello, messages) => {
+        const t = await rawTunnel(relay, hello);
+        let closed: { code: number; reason: string } | undefined;
+        void t.closed.then((c) => {
+          closed = c;
+        });
+        for (const m of messages) if (t.ws.readyState === WebSocket.OPEN) t.ws.send(m);
+        await new Promise((r) => setTimeout(r, 50));
+        if (closed) expect(known.has(closed.code), `close code ${closed.code} ${closed.reason}`).toBe(true);
+        t.ws.terminate();
+      }),
+      { numRuns: 80 },
+    );
+    await stillServing();
+    expect((await request(`${relay.url}/health`)).status).toBe(200);
   });
 
   it('honours a requested subdomain and refuses it while taken', async () => {
