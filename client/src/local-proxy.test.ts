@@ -28,21 +28,47 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((r) => app.close(() => r())));
 
+/** A request head as the relay would send it, valid or not for HTTP. */
+const head = fc.record({
+  method: fc.oneof(
+    fc.constantFrom('GET', 'POST', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'),
+    fc.string({ minLength: 1, maxLength: 32 }),
+  ),
+  path: fc.oneof(
+    fc.webPath().map((p) => p || '/'),
+    fc.string({ minLength: 1, maxLength: 64 }),
+  ),
+  headers: fc.array(fc.tuple(fc.string({ minLength: 1, maxLength: 20 }), fc.string({ maxLength: 40 })), {
+    maxLength: 5,
+  }),
+});
+
+/** A LocalProxy whose frames to the relay are decoded into `frames`. */
+function proxyWithFrames() {
+  const frames: { type: number; streamId: number; flags: number }[] = [];
+  const proxy = new LocalProxy(
+    '127.0.0.1',
+    port,
+    (bytes) => {
+      const d = decodeFrames(bytes);
+      if (!d.ok) throw d.error;
+      for (const f of d.frames) frames.push({ type: f.type, streamId: f.streamId, flags: f.flags });
+    },
+    () => LIMITS,
+    () => {},
+    false,
+  );
+  return { proxy, frames };
+}
+
+async function settled(proxy: LocalProxy): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (proxy.activeStreams > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  expect(proxy.activeStreams).toBe(0);
+}
+
 describe('LocalProxy (real local app, real undici pool)', () => {
   it('fuzz: any request head (with or without a body, or reset part-way) gets exactly one answer, never a throw or a hang', async () => {
-    const head = fc.record({
-      method: fc.oneof(
-        fc.constantFrom('GET', 'POST', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'),
-        fc.string({ minLength: 1, maxLength: 32 }),
-      ),
-      path: fc.oneof(
-        fc.webPath().map((p) => p || '/'),
-        fc.string({ minLength: 1, maxLength: 64 }),
-      ),
-      headers: fc.array(fc.tuple(fc.string({ minLength: 1, maxLength: 20 }), fc.string({ maxLength: 40 })), {
-        maxLength: 5,
-      }),
-    });
     // How the relay goes on after the head: no body (FIN on the head), a body in a few DATA frames,
     // or a RESET part-way (the visitor went away).
     const stream = fc.record({
@@ -61,19 +87,7 @@ describe('LocalProxy (real local app, real undici pool)', () => {
     });
     await fc.assert(
       fc.asyncProperty(fc.array(stream, { minLength: 1, maxLength: 8 }), async (streams) => {
-        const frames: { type: number; streamId: number; flags: number }[] = [];
-        const proxy = new LocalProxy(
-          '127.0.0.1',
-          port,
-          (bytes) => {
-            const d = decodeFrames(bytes);
-            if (!d.ok) throw d.error;
-            for (const f of d.frames) frames.push({ type: f.type, streamId: f.streamId, flags: f.flags });
-          },
-          () => LIMITS,
-          () => {},
-          false,
-        );
+        const { proxy, frames } = proxyWithFrames();
         try {
           streams.forEach(({ head: h, after }, i) => {
             const id = i + 1;
@@ -86,9 +100,7 @@ describe('LocalProxy (real local app, real undici pool)', () => {
               else proxy.onFrame(FrameType.Reset, 0, id, Buffer.from('VISITOR_ABORTED'));
             }).not.toThrow();
           });
-          const deadline = Date.now() + 10_000;
-          while (proxy.activeStreams > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-          expect(proxy.activeStreams).toBe(0);
+          await settled(proxy);
           for (let id = 1; id <= streams.length; id++) {
             // A stream the relay reset may or may not have been answered first.
             if (streams[id - 1]!.after.kind === 'reset') continue;
@@ -105,6 +117,36 @@ describe('LocalProxy (real local app, real undici pool)', () => {
         }
       }),
       { numRuns: 150 },
+    );
+  });
+
+  it('fuzz: any WebSocket open from the relay gets one answer (accepted, refused or reset), never a throw', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(head, { minLength: 1, maxLength: 6 }), async (heads) => {
+        const { proxy, frames } = proxyWithFrames();
+        try {
+          heads.forEach((h, i) => {
+            expect(() =>
+              proxy.onFrame(FrameType.WsOpen, 0, i + 1, Buffer.from(JSON.stringify(h))),
+            ).not.toThrow();
+          });
+          // The test app does not speak WebSocket: every open ends refused (a response head) or reset.
+          await settled(proxy);
+          for (let id = 1; id <= heads.length; id++) {
+            const mine = frames.filter((f) => f.streamId === id);
+            const answers = mine.filter(
+              (f) =>
+                f.type === FrameType.WsAccept ||
+                f.type === FrameType.ResponseHead ||
+                f.type === FrameType.Reset,
+            );
+            expect(answers).toHaveLength(1);
+          }
+        } finally {
+          proxy.close();
+        }
+      }),
+      { numRuns: 100 },
     );
   });
 });

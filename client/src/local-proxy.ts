@@ -338,11 +338,18 @@ export class LocalProxy {
           .filter(Boolean);
       else if (k !== 'host') headers[k] = v;
     }
-    const ws = new WebSocket(`ws://${this.host}:${this.port}${head.path}`, protocols, {
-      headers,
-      perMessageDeflate: false,
-      maxPayload: this.limits().maxFramePayloadBytes,
-    });
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(`ws://${this.host}:${this.port}${head.path}`, protocols, {
+        headers,
+        perMessageDeflate: false,
+        maxPayload: this.limits().maxFramePayloadBytes,
+      });
+    } catch {
+      // ws refuses a URL or header it cannot send synchronously; that must not end the client.
+      this.send(encodeFrame(FrameType.Reset, id, Buffer.from('BAD_REQUEST_HEAD')));
+      return;
+    }
     const stream: WsStream = {
       kind: 'ws',
       id,
