@@ -1,10 +1,12 @@
 import { PassThrough } from 'node:stream';
 import {
   encodeFrame,
+  encodeReset,
   encodeWindow,
   encodeWsClose,
   FrameFlag,
   FrameType,
+  HOP_BY_HOP_HEADERS,
   jsonBytes,
   parseJson,
   type RequestHead,
@@ -69,18 +71,6 @@ const HTML_502 = (host: string, port: number, reason: string) =>
 <h1>Local app unreachable</h1>
 <p>The wingman tunnel is up, but nothing answered at <code>${host}:${port}</code> (${reason}).</p>
 <p>Start your app on that port, then reload this page.</p></body>`;
-
-/** Request headers never sent to the local app: hop-by-hop ones and Expect (undici refuses them). */
-const NOT_FORWARDED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-  'expect',
-]);
 
 /**
  * The client side of the tunnel's streams: turns frames from the relay into
@@ -169,7 +159,7 @@ export class LocalProxy {
   private openHttp(id: number, payload: Uint8Array, fin: boolean): void {
     const parsed = parseJson(requestHeadSchema, payload);
     if (!parsed.ok) {
-      this.send(encodeFrame(FrameType.Reset, id, Buffer.from('BAD_REQUEST_HEAD')));
+      this.send(encodeReset(id, 'BAD_REQUEST_HEAD'));
       return;
     }
     const head = parsed.value;
@@ -177,7 +167,7 @@ export class LocalProxy {
     for (const [k, v] of head.headers) {
       const name = k.toLowerCase();
       // The relay already drops hop-by-hop headers; undici refuses them (and Expect) outright.
-      if (NOT_FORWARDED.has(name)) continue;
+      if (HOP_BY_HOP_HEADERS.has(name) || name === 'expect') continue;
       // Dev servers (Vite, webpack) reject unknown Host headers; the visitor's host stays in X-Forwarded-Host.
       if (name === 'host' && !this.preserveHost) headers.push(k, `${this.host}:${this.port}`);
       else headers.push(k, v);
@@ -218,7 +208,7 @@ export class LocalProxy {
   /** A request head the local app cannot be sent: reset, like a head that fails the schema. */
   private refuse(stream: HttpStream): void {
     stream.body?.destroy();
-    this.send(encodeFrame(FrameType.Reset, stream.id, Buffer.from('BAD_REQUEST_HEAD')));
+    this.send(encodeReset(stream.id, 'BAD_REQUEST_HEAD'));
     this.finish(stream);
   }
 
@@ -295,7 +285,7 @@ export class LocalProxy {
       this.send(encodeFrame(FrameType.Data, stream.id, body, FrameFlag.Fin));
       stream.status = 502;
     } else {
-      this.send(encodeFrame(FrameType.Reset, stream.id, Buffer.from('LOCAL_ERROR')));
+      this.send(encodeReset(stream.id, 'LOCAL_ERROR'));
     }
     this.finish(stream);
   }
@@ -324,7 +314,7 @@ export class LocalProxy {
   private openWs(id: number, payload: Uint8Array): void {
     const parsed = parseJson(requestHeadSchema, payload);
     if (!parsed.ok) {
-      this.send(encodeFrame(FrameType.Reset, id, Buffer.from('BAD_REQUEST_HEAD')));
+      this.send(encodeReset(id, 'BAD_REQUEST_HEAD'));
       return;
     }
     const head = parsed.value;
@@ -347,7 +337,7 @@ export class LocalProxy {
       });
     } catch {
       // ws refuses a URL or header it cannot send synchronously; that must not end the client.
-      this.send(encodeFrame(FrameType.Reset, id, Buffer.from('BAD_REQUEST_HEAD')));
+      this.send(encodeReset(id, 'BAD_REQUEST_HEAD'));
       return;
     }
     const stream: WsStream = {

@@ -4,19 +4,9 @@
  * path-based (/session/{id}/...) URLs. Pure functions.
  */
 
-export type HeaderPairs = [string, string][];
+import { HOP_BY_HOP_HEADERS } from '@wingman/shared';
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
+export type HeaderPairs = [string, string][];
 
 /** Headers the relay sets itself on responses (uWS writes framing and Date). */
 const RESPONSE_MANAGED = new Set(['content-length', 'date']);
@@ -63,7 +53,7 @@ export function forwardRequestHeaders(
       continue;
     }
     if (k === 'x-forwarded-host' || k === 'x-forwarded-prefix') continue;
-    if (HOP_BY_HOP.has(k)) continue;
+    if (HOP_BY_HOP_HEADERS.has(k)) continue;
     // The client's WebSocket library makes its own handshake; only the subprotocol offer passes through.
     if (forWebSocket && k.startsWith('sec-websocket-') && k !== 'sec-websocket-protocol') continue;
     if (extra?.has(k)) continue;
@@ -91,7 +81,7 @@ export function rewriteResponseHeaders(headers: HeaderPairs, rw: ResponseRewrite
   const out: HeaderPairs = [];
   for (const [rawKey, value] of headers) {
     const k = rawKey.toLowerCase();
-    if (HOP_BY_HOP.has(k) || RESPONSE_MANAGED.has(k) || extra?.has(k)) continue;
+    if (HOP_BY_HOP_HEADERS.has(k) || RESPONSE_MANAGED.has(k) || extra?.has(k)) continue;
     if (k === 'location') out.push([rawKey, rewriteLocation(value, rw)]);
     else if (k === 'set-cookie' && rw.prefix) out.push([rawKey, rewriteCookiePath(value, rw.prefix)]);
     else out.push([rawKey, value]);

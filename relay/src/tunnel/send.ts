@@ -1,4 +1,4 @@
-import { encodeFrame, encodeWindow, FrameType } from '@wingman/shared';
+import { encodeReset, encodeWindow } from '@wingman/shared';
 import type { Session } from './session-registry.ts';
 
 /** Tunnel socket backpressure above which visitor uploads pause until `drain`. */
@@ -17,7 +17,7 @@ export function tunnelBackpressured(session: Session): boolean {
 }
 
 export function sendReset(session: Session, streamId: number, code: string): void {
-  sendToClient(session, encodeFrame(FrameType.Reset, streamId, Buffer.from(code)));
+  sendToClient(session, encodeReset(streamId, code));
 }
 
 export function sendCredit(session: Session, streamId: number, bytes: number): void {

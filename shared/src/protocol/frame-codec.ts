@@ -227,6 +227,11 @@ export function encodeWindow(streamId: number, increment: number): Uint8Array {
   return encodeFrame(FrameType.Window, streamId, p);
 }
 
+/** Reset frame: the payload is the reason code as ASCII text (e.g. `BAD_REQUEST_HEAD`). */
+export function encodeReset(streamId: number, code: string): Uint8Array {
+  return encodeFrame(FrameType.Reset, streamId, encoder.encode(code));
+}
+
 /** Read a Window increment; undefined when the payload is not exactly 4 bytes. */
 export function readWindow(payload: Uint8Array): number | undefined {
   return payload.byteLength === 4 ? readU32(payload, 0) : undefined;

@@ -94,6 +94,22 @@ export const requestHeadSchema = z.object({
 });
 export type RequestHead = z.infer<typeof requestHeadSchema>;
 
+/**
+ * Hop-by-hop header names (RFC 9110 §7.6.1), lower case: they describe one connection and are
+ * never forwarded, by the relay to the client nor by the client to the local app.
+ */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
 /** Payload of ResponseHead frames. */
 export const responseHeadSchema = z.object({
   status: z.number().int().min(100).max(599),
