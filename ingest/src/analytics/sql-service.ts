@@ -72,15 +72,19 @@ async function refuseUnlessReadOnly(
 
 /** Run a read-only request against the warehouse. Never rejects: every failure is an error reply. */
 export async function runSql(ch: ClickHouseClient, req: SqlRequest): Promise<SqlReply> {
-  const raw = 'sql' in req ? req.sql : loadNamedQuery(req.query);
-  if (raw === undefined) return { ok: false, error: `no such query: ${'query' in req ? req.query : ''}` };
-  const sql = raw
-    .replace(/^\s*--.*$/gm, '')
-    .trim()
-    .replace(/;\s*$/, '');
-  const refusal = checkReadOnly(sql);
-  if (refusal) return { ok: false, error: refusal };
   try {
+    let raw: string | undefined;
+    if ('sql' in req) raw = req.sql;
+    else {
+      raw = loadNamedQuery(req.query);
+      if (raw === undefined) return { ok: false, error: `no such query: ${req.query}` };
+    }
+    const sql = raw
+      .replace(/^\s*--.*$/gm, '')
+      .trim()
+      .replace(/;\s*$/, '');
+    const refusal = checkReadOnly(sql);
+    if (refusal) return { ok: false, error: refusal };
     const why = await refuseUnlessReadOnly(ch, sql, req.params ?? {});
     if (why) return { ok: false, error: why };
     const result = await ch.query({ query: sql, query_params: req.params ?? {}, format: 'JSONEachRow' });
@@ -105,13 +109,8 @@ export function serveSql(nc: NatsConnection, ch: ClickHouseClient, log: Logger):
 }
 
 /** One SQL service request, as received (untrusted bytes), to its reply. Never rejects. */
-export async function answerSqlRequest(ch: ClickHouseClient, data: Uint8Array): Promise<SqlReply> {
+export function answerSqlRequest(ch: ClickHouseClient, data: Uint8Array): Promise<SqlReply> {
   const parsed = parseJson(sqlRequestSchema, data);
-  if (!parsed.ok) return { ok: false, error: `bad request: ${parsed.error}` };
-  try {
-    return await runSql(ch, parsed.value);
-  } catch (err) {
-    // runSql answers every failure it knows of; anything else still gets a reply, not a crash.
-    return { ok: false, error: `internal error: ${(err as Error).message.split('\n')[0]!.slice(0, 500)}` };
-  }
+  if (!parsed.ok) return Promise.resolve({ ok: false, error: `bad request: ${parsed.error}` });
+  return runSql(ch, parsed.value);
 }
