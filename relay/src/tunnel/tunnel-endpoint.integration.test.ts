@@ -1,4 +1,4 @@
-import { encodeFrame, FrameType, PROTOCOL_VERSION, TunnelCloseCode } from '@wingman/shared';
+import { encodeFrame, FrameType, helloSchema, PROTOCOL_VERSION, TunnelCloseCode } from '@wingman/shared';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -128,7 +128,7 @@ describe('tunnel endpoint', () => {
     await stillServing();
   });
 
-  it('fuzz: random hellos and random messages after a hello close only that tunnel, with a catalogued code', async () => {
+  it('fuzz: anything but a hello is refused with a catalogued code; random messages after a hello close only that tunnel', async () => {
     const known = new Set<number>(Object.values(TunnelCloseCode));
     const mutatedHello = fc
       .record({
@@ -173,8 +173,21 @@ describe('tunnel endpoint', () => {
         void t.closed.then((c) => {
           closed = c;
         });
-        for (const m of messages) if (t.ws.readyState === WebSocket.OPEN) t.ws.send(m);
-        await new Promise((r) => setTimeout(r, 50));
+        let validHello = false;
+        try {
+          validHello = helloSchema.safeParse(JSON.parse(hello)).success;
+        } catch {}
+        if (!validHello) {
+          // Anything but a hello is refused, and says why.
+          const c = await Promise.race([
+            t.closed,
+            new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000)),
+          ]);
+          expect(c, `no close after the bad hello ${hello}`).toBeDefined();
+        } else {
+          for (const m of messages) if (t.ws.readyState === WebSocket.OPEN) t.ws.send(m);
+          await new Promise((r) => setTimeout(r, 50));
+        }
         if (closed) expect(known.has(closed.code), `close code ${closed.code} ${closed.reason}`).toBe(true);
         t.ws.terminate();
       }),
