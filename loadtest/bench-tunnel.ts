@@ -7,8 +7,8 @@
  *   - 1 MiB responses at 4 connections (MiB/s).
  * With --events, nats-server and the ingest worker start, and two tunnels run
  * side by side: one relay with events off, one with events on (every request
- * an event). 64-byte runs alternate between them for a few rounds, so drift on
- * a shared machine hits both alike, and the line gains "ratio_events_on_off"
+ * an event). 64-byte runs of 4 s alternate between them for 8 rounds (ABBA), so
+ * drift on a shared machine hits both alike, and the line gains "ratio_events_on_off"
  * (requests/s on / off, summed over the rounds). Every request through the
  * events-on tunnel is then looked up in ClickHouse: "events_missing" must be 0.
  * With --events --ingest-after, ingest starts only after the rounds (events wait
@@ -110,9 +110,17 @@ async function eventsOnOff(
     };
     const cpuOff = new CpuMeter(procs);
     const cpuOn = new CpuMeter(procs);
+    // ABBA order (off-on, on-off, ...), so drift within a pair does not favour either side.
     for (let r = 0; r < rounds; r++) {
-      offRuns.push(cpuOff.around(() => wrk(`${off.url}/64`, 32, segment)));
-      onRuns.push(cpuOn.around(() => wrk(`${on.url}/64`, 32, segment)));
+      const runOff = () => offRuns.push(cpuOff.around(() => wrk(`${off.url}/64`, 32, segment)));
+      const runOn = () => onRuns.push(cpuOn.around(() => wrk(`${on.url}/64`, 32, segment)));
+      if (r % 2 === 0) {
+        runOff();
+        runOn();
+      } else {
+        runOn();
+        runOff();
+      }
     }
     await afterRounds();
     const sum = (runs: WrkResult[], f: (w: WrkResult) => number) => runs.reduce((a, w) => a + f(w), 0);
@@ -172,8 +180,8 @@ try {
     ev = await eventsOnOff(
       natsProc.url,
       nc,
-      args.smoke ? 1 : 4,
-      args.smoke ? 2 : 5,
+      args.smoke ? 1 : 8,
+      args.smoke ? 2 : 4,
       pipelinePids,
       args['ingest-after'] ? runIngest : async () => {},
     );

@@ -81,7 +81,7 @@ export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 1
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
 /** CPU time (user + system) a process has used, in ms, from /proc; 0 once it is gone. */
-function cpuMs(pid: number | 'self-children'): number {
+export function cpuMs(pid: number | 'self-children'): number {
   try {
     const stat = readFileSync(`/proc/${pid === 'self-children' ? 'self' : pid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15, cutime 16, cstime 17.
