@@ -28,6 +28,11 @@ export const ingestConfigSchema = z.object({
   RETRY_MAX_MS: envInt(30_000, 100),
   HTTP_HOST: z.string().default('127.0.0.1'),
   HTTP_PORT: envInt(9464, 0, 65535),
+  /**
+   * Nice value for every ingest thread (0 = as started, 19 = lowest). Ingest yields the CPU to the
+   * relay on a shared host and catches up in the gaps; its lag budget is seconds.
+   */
+  INGEST_NICE: envInt(10, 0, 19),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type IngestConfig = z.output<typeof ingestConfigSchema>;

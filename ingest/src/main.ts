@@ -7,6 +7,7 @@ import { type IngestConfig, loadIngestConfig } from './config.ts';
 import { startWorker } from './consume/worker.ts';
 import { startHttp } from './observability/http-server.ts';
 import { createIngestMetrics } from './observability/metrics.ts';
+import { lowerPriority } from './priority.ts';
 import { runMigrations } from './sink/migrate.ts';
 import { chdbPath, createWarehouse } from './sink/warehouse.ts';
 
@@ -23,6 +24,11 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger('ingest', config.LOG_LEVEL);
+  if (config.INGEST_NICE > 0)
+    log.info(
+      { nice: config.INGEST_NICE, threads: lowerPriority(config.INGEST_NICE) },
+      'cpu priority lowered',
+    );
   const metrics = createIngestMetrics();
 
   const nc = await connect({

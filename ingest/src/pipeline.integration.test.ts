@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { getPriority } from 'node:os';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { newEventId, Topology } from '@wingman/shared';
@@ -105,7 +106,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     (await request(`http://127.0.0.1:${p.httpPort}/metrics`)).body.toString();
 
   it('N requests through a real tunnel become exactly N request.completed rows with correct fields', async () => {
-    const { nc, base, client } = await stack();
+    const { nc, base, client, ingest, relay } = await stack();
     const n = 300;
     const started = Date.now();
     expect(await traffic(base, n)).toBe(n);
@@ -170,6 +171,13 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       'connection.opened',
       'session.created',
     ]);
+    // Ingest runs below the relay's CPU priority: every thread, chDB's (started after ingest set
+    // its priority) included, at the default nice 10; the relay at this test runner's own.
+    // Exception: ClickHouse's MemoryWorker sets its own priority (-20 when it may, as root).
+    const ingestThreads = ingest!.threadNiceValues().filter((t) => t.thread !== 'MemoryWorker');
+    expect(ingestThreads.some((t) => /MergeMutate|BgSchPool|ThreadPool/.test(t.thread))).toBe(true);
+    expect(ingestThreads.filter((t) => t.nice !== 10)).toEqual([]);
+    expect(new Set(relay.threadNiceValues().map((t) => t.nice))).toEqual(new Set([getPriority()]));
   });
 
   it('ingest killed with SIGKILL mid-batch and restarted: still exactly N rows', async () => {

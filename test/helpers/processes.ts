@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -76,6 +76,21 @@ export class Proc {
     const t = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
     await this.exited;
     clearTimeout(t);
+  }
+
+  /** Nice value of each of the process's threads, by thread name (from /proc). */
+  threadNiceValues(): { thread: string; nice: number }[] {
+    const dir = `/proc/${this.pid}/task`;
+    return readdirSync(dir).flatMap((tid) => {
+      try {
+        const stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
+        // "pid (name) state ..." : nice is field 19, the 17th after the name.
+        const thread = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        return [{ thread, nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) }];
+      } catch {
+        return []; // the thread ended meanwhile
+      }
+    });
   }
 
   /** Resident set size in bytes, from /proc. */
