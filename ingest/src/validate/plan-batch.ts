@@ -8,6 +8,7 @@ import {
 } from '@wingman/shared';
 import { z } from 'zod';
 import { countryOf, frameworkOf } from './enrich.ts';
+import { isEvent } from './event-validator.ts';
 
 export type TableName = (typeof EVENT_FAMILY)[keyof typeof EVENT_FAMILY];
 
@@ -127,7 +128,9 @@ export function parseEnvelope(data: Uint8Array): Step<z.infer<typeof envelopeSch
   return r.ok ? { kind: 'ok', value: r.value } : { kind: 'dlq', reason: `bad envelope: ${r.error}` };
 }
 
+/** Validate one event by the shared schema: the compiled check first; zod for the verdict and reason when it fails. */
 export function validateEvent(raw: unknown): Step<WingmanEvent> {
+  if (isEvent(raw)) return { kind: 'ok', value: raw };
   const r = eventSchema.safeParse(raw);
   return r.success
     ? { kind: 'ok', value: r.data }
