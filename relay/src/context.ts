@@ -3,6 +3,7 @@ import type { EventInput, Logger, RequestHead, VisitorErrorCode } from '@wingman
 import {
   pathWithoutQuery,
   referrerHost,
+  roundMs,
   STATUS_TEXT,
   VisitorErrors,
   visitorErrorBody,
@@ -112,8 +113,8 @@ export function completeRequest(ctx: RelayContext, t: VisitorTarget, c: Completi
     method: t.visitor.method.slice(0, 32),
     host_kind: t.hostKind,
     status: c.status,
-    duration_ms: durationMs,
-    ttfb_ms: c.ttfbMs ?? durationMs,
+    duration_ms: roundMs(durationMs),
+    ttfb_ms: roundMs(c.ttfbMs ?? durationMs),
     bytes_in: c.bytesIn,
     bytes_out: c.bytesOut,
     path: pathWithoutQuery(t.path),

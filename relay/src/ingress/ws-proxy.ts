@@ -9,6 +9,7 @@ import {
   readWindow,
   readWsClose,
   responseHeadSchema,
+  roundMs,
   type VisitorErrorCode,
   wsAcceptSchema,
 } from '@wingman/shared';
@@ -104,7 +105,7 @@ function recordWsClosed(ctx: RelayContext, stream: WsStream, closeCode: number):
   ctx.events.emit({
     type: 'websocket.closed',
     session_id: stream.target.sessionId,
-    duration_ms: performance.now() - stream.openedAt,
+    duration_ms: roundMs(performance.now() - stream.openedAt),
     messages_in: stream.messagesIn,
     messages_out: stream.messagesOut,
     bytes_in: stream.bytesIn,

@@ -7,6 +7,7 @@ import {
   normalizePath,
   pathWithoutQuery,
   referrerHost,
+  roundMs,
 } from './events.ts';
 
 describe('events', () => {
@@ -57,6 +58,20 @@ describe('events', () => {
     ['/v2/api', '/v2/api'],
   ])('normalizePath(%s) = %s', (from, to) => {
     expect(normalizePath(from)).toBe(to);
+  });
+
+  it('roundMs keeps durations to the microsecond, in short JSON', () => {
+    expect(roundMs(2.384567999839783)).toBe(2.385);
+    expect(JSON.stringify(roundMs(0.1 + 0.2))).toBe('0.3');
+    fc.assert(
+      fc.property(fc.double({ min: 0, max: 1e7, noNaN: true }), (ms) => {
+        const r = roundMs(ms);
+        expect(Math.abs(r - ms)).toBeLessThanOrEqual(0.0005 + 1e-9);
+        expect(r).toBeGreaterThanOrEqual(0);
+        // At most three decimals survive serialisation.
+        expect(JSON.stringify(r)).toMatch(/^\d+(\.\d{1,3})?$/);
+      }),
+    );
   });
 
   it('normalizePath never throws and never keeps a query', () => {
