@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { Consumer, FetchOptions, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { type Logger, Topology } from '@wingman/shared';
 import type { IngestConfig } from '../config.ts';
@@ -38,8 +38,11 @@ export function startWorker(deps: {
   ch: ClickHouseClient;
   metrics: IngestMetrics;
   log: Logger;
+  /** How a pull is made; `consumer.fetch` unless a test wraps it to make a pull fail part-way. */
+  pull?: (opts: FetchOptions) => ReturnType<Consumer['fetch']>;
 }): Worker {
   const { config, js, consumer, ch, metrics, log } = deps;
+  const pull = deps.pull ?? ((opts: FetchOptions) => consumer.fetch(opts));
   let stopping = false;
   let failures = 0;
 
@@ -112,22 +115,20 @@ export function startWorker(deps: {
     metrics.events.inc(plan.events);
   }
 
-  /** Pull into `batch` (messages arrive over up to FETCH_EXPIRES_MS); false when the pull failed. */
-  async function fetchInto(batch: JsMsg[]): Promise<boolean> {
+  /**
+   * Pull into `batch` (messages arrive over up to FETCH_EXPIRES_MS). A pull that fails part-way
+   * (for example after missed heartbeats while the event loop was busy) keeps the messages it
+   * already delivered: they are committed like any batch, instead of being dropped unacked and
+   * redelivered only after ACK_WAIT_MS (10 s of lag for those events).
+   */
+  async function fetchInto(batch: JsMsg[]): Promise<void> {
     try {
-      const iter = await consumer.fetch({
-        max_messages: config.FETCH_BATCH,
-        expires: config.FETCH_EXPIRES_MS,
-      });
+      const iter = await pull({ max_messages: config.FETCH_BATCH, expires: config.FETCH_EXPIRES_MS });
       for await (const m of iter) batch.push(m);
-      return true;
     } catch (err) {
-      if (!stopping) {
-        log.warn({ err: (err as Error).message }, 'fetch failed; retrying');
-        await sleep(500);
-      }
-      // Messages already received stay unacked and are redelivered after the ack wait.
-      return false;
+      if (stopping) return;
+      log.warn({ err: (err as Error).message, received: batch.length }, 'fetch failed; retrying');
+      if (batch.length === 0) await sleep(500);
     }
   }
 
@@ -147,7 +148,8 @@ export function startWorker(deps: {
         },
         Math.max(250, Math.floor(config.ACK_WAIT_MS / 3)),
       );
-      if (!(await fetchInto(batch)) || batch.length === 0) {
+      await fetchInto(batch);
+      if (batch.length === 0) {
         clearInterval(keepAlive);
         continue;
       }
