@@ -2,8 +2,9 @@ import http from 'node:http';
 import { getPriority } from 'node:os';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { newEventId, Topology } from '@wingman/shared';
+import { Topology } from '@wingman/shared';
 import { afterEach, describe, expect, it } from 'vitest';
+import { envelopeJson, requestCompletedEvent } from '../../test/fixtures/events.ts';
 import { request } from '../../test/helpers/http.ts';
 import {
   chdbExec,
@@ -284,38 +285,29 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     conns.push(nc);
     const js = jetstream(nc);
     const subject = Topology.eventsSubject('test-relay');
-    const valid = (i: number) => ({
-      v: 1,
-      event_id: newEventId(),
-      ts: Date.now(),
-      relay_id: 'test-relay',
-      session_id: 'dlqsession1',
-      type: 'request.completed',
-      method: 'GET',
-      host_kind: 'host',
-      status: 200,
-      duration_ms: 1,
-      ttfb_ms: 1,
-      bytes_in: 0,
-      bytes_out: i,
-      path: '/',
-      visitor_ip: '8.8.8.8',
-      user_agent: 'pipeline-test',
-      referrer_host: '',
-      server: '',
-      powered_by: 'Express',
-      error_code: '',
-    });
-    const envelope = (id: string, events: unknown[]) =>
-      JSON.stringify({ v: 1, relay_id: 'test-relay', id, events });
+    const valid = (i: number) =>
+      requestCompletedEvent({
+        session_id: 'dlqsession1',
+        host_kind: 'host',
+        duration_ms: 1,
+        ttfb_ms: 1,
+        bytes_out: i,
+        path: '/',
+        visitor_ip: '8.8.8.8',
+        user_agent: 'pipeline-test',
+      });
     await js.publish(subject, 'this is not json', { msgID: 'bad-1' });
     await js.publish(subject, JSON.stringify({ v: 2, nope: true }), { msgID: 'bad-2' });
     await js.publish(
       subject,
-      envelope('mixed', [{ ...valid(1), type: 'made.up' }, { ...valid(2), status: 'two hundred' }, valid(3)]),
+      envelopeJson('mixed', [
+        { ...valid(1), type: 'made.up' },
+        { ...valid(2), status: 'two hundred' },
+        valid(3),
+      ]),
       { msgID: 'mixed' },
     );
-    await js.publish(subject, envelope('good', [valid(4), valid(5)]), { msgID: 'good' });
+    await js.publish(subject, envelopeJson('good', [valid(4), valid(5)]), { msgID: 'good' });
     await eventually(
       () => countRequests(nc),
       (c) => c >= 3,

@@ -4,37 +4,15 @@ import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { type FetchOptions, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createLogger, migrateJetStream, newEventId, Topology } from '@wingman/shared';
+import { createLogger, migrateJetStream, Topology } from '@wingman/shared';
 import { afterEach, describe, expect, it } from 'vitest';
+import { envelopeJson, requestCompletedEvent } from '../../../test/fixtures/events.ts';
 import { eventually, type NatsProc, natsConnect, startNats } from '../../../test/helpers/pipeline.ts';
 import { loadIngestConfig } from '../config.ts';
 import { createIngestMetrics } from '../observability/metrics.ts';
 import { runMigrations } from '../sink/migrate.ts';
 import { createWarehouse } from '../sink/warehouse.ts';
 import { startWorker, type Worker } from './worker.ts';
-
-const event = (session: string, i: number) => ({
-  v: 1,
-  event_id: newEventId(),
-  ts: Date.now(),
-  relay_id: 'test-relay',
-  session_id: session,
-  type: 'request.completed',
-  method: 'GET',
-  host_kind: 'path',
-  status: 200,
-  duration_ms: 1,
-  ttfb_ms: 1,
-  bytes_in: 0,
-  bytes_out: i,
-  path: '/',
-  visitor_ip: '127.0.0.1',
-  user_agent: 'worker-test',
-  referrer_host: '',
-  server: '',
-  powered_by: '',
-  error_code: '',
-});
 
 describe('ingest worker (real nats-server, real chDB, in this process)', () => {
   const cleanup: (() => Promise<unknown>)[] = [];
@@ -63,12 +41,12 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
     const envelopes = 6;
     const perEnvelope = 10;
     for (let e = 0; e < envelopes; e++) {
-      const events = Array.from({ length: perEnvelope }, (_, i) => event('pullfail1', e * perEnvelope + i));
-      await js.publish(
-        Topology.eventsSubject('test-relay'),
-        JSON.stringify({ v: 1, relay_id: 'test-relay', id: `env-${e}`, events }),
-        { msgID: `env-${e}` },
+      const events = Array.from({ length: perEnvelope }, (_, i) =>
+        requestCompletedEvent({ session_id: 'pullfail1', bytes_out: e * perEnvelope + i }),
       );
+      await js.publish(Topology.eventsSubject('test-relay'), envelopeJson(`env-${e}`, events), {
+        msgID: `env-${e}`,
+      });
     }
 
     // Injected failure (named as such): the first pull delivers its messages and then fails, as

@@ -1,6 +1,7 @@
 import { eventSchema, newEventId } from '@wingman/shared';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { requestCompletedEvent } from '../../../test/fixtures/events.ts';
 import { isEvent } from './event-validator.ts';
 
 const stamps = () => ({
@@ -35,23 +36,7 @@ const VALID: Record<string, unknown>[] = [
   { type: 'connection.closed', code: 1000, reason: 'bye', duration_ms: 2 },
   { type: 'connection.resumed', client_ip: '::1' },
   { type: 'connection.attempt', transport: 'relay', success: true, reason: '', client_ip: '::1' },
-  {
-    type: 'request.completed',
-    method: 'GET',
-    host_kind: 'path',
-    status: 200,
-    duration_ms: 1.5,
-    ttfb_ms: 1.2,
-    bytes_in: 0,
-    bytes_out: 10,
-    path: '/users/:id',
-    visitor_ip: '127.0.0.1',
-    user_agent: 'curl',
-    referrer_host: '',
-    server: 'nginx',
-    powered_by: 'Express',
-    error_code: '',
-  },
+  requestCompletedEvent(),
   {
     type: 'websocket.closed',
     duration_ms: 3,

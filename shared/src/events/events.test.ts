@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { requestCompletedEvent } from '../../../test/fixtures/events.ts';
 import {
   EVENT_ID_PATTERN,
   eventSchema,
@@ -19,28 +20,7 @@ describe('events', () => {
   });
 
   it('accepts a well-formed request.completed and rejects wrong fields with a reason', () => {
-    const ok = {
-      v: 1,
-      event_id: newEventId(),
-      ts: Date.now(),
-      relay_id: 'relay-1',
-      session_id: 'abcdefgh',
-      type: 'request.completed',
-      method: 'GET',
-      host_kind: 'path',
-      status: 200,
-      duration_ms: 1.5,
-      ttfb_ms: 1.2,
-      bytes_in: 0,
-      bytes_out: 10,
-      path: '/users/:id',
-      visitor_ip: '127.0.0.1',
-      user_agent: 'curl',
-      referrer_host: '',
-      server: '',
-      powered_by: 'Express',
-      error_code: '',
-    };
+    const ok = requestCompletedEvent();
     expect(eventSchema.safeParse(ok).success).toBe(true);
     expect(eventSchema.safeParse({ ...ok, status: 'ok' }).success).toBe(false);
     expect(eventSchema.safeParse({ ...ok, type: 'nope' }).success).toBe(false);
