@@ -117,7 +117,7 @@ export function startWorker(deps: {
 
   /**
    * Pull into `batch` (messages arrive over up to FETCH_EXPIRES_MS). A pull that fails part-way
-   * (for example after missed heartbeats while the event loop was busy) keeps the messages it
+   * (for example after two missed heartbeats, seen when nats-server went quiet on a pull) keeps the messages it
    * already delivered: they are committed like any batch, instead of being dropped unacked and
    * redelivered only after ACK_WAIT_MS (10 s of lag for those events).
    */
