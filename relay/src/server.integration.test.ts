@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { json, request } from '../../test/helpers/http.ts';
+import { freePort } from '../../test/helpers/pipeline.ts';
 import { type Proc, startClient, startLocalApp, startRelay } from '../../test/helpers/processes.ts';
 
 const errorCode = (body: Buffer) => (JSON.parse(body.toString()) as { error: { code: string } }).error.code;
@@ -143,9 +144,10 @@ describe('session lifetime, failure answers and shutdown', () => {
   });
 
   it('after a relay restart the client reconnects with backoff and keeps its URL', async () => {
-    const { relay, app, client } = await stack();
+    // A port outside the ephemeral range, so no outgoing connection takes it while the relay is down.
+    const port = await freePort();
+    const { relay, app, client } = await stack({ PORT: String(port) });
     const id = client.session.sessionId;
-    const port = relay.port;
     await relay.stop('SIGTERM');
     await client.waitFor((l) => l.includes('"event":"disconnected"'));
     const relay2 = await startRelay({ PORT: String(port) });

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,16 +8,38 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Topology } from '@wingman/shared';
 import { Proc, spawnTs } from './processes.ts';
 
-/** A free TCP port on loopback (for servers that cannot report the one they chose). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Lowest port the kernel hands out for outgoing connections (ip_local_port_range). */
+function ephemeralLow(): number {
+  try {
+    return (
+      Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768
+    );
+  } catch {
+    return 32768;
+  }
+}
+
+const listens = (port: number) =>
+  new Promise<boolean>((resolve) => {
     const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+
+/**
+ * A free TCP port on loopback, for a server that is given its port, or restarted on the same one
+ * (nats-server, a relay restart test). Chosen below the ephemeral range: a port from that range
+ * can be taken by any outgoing connection on the machine while its server is down, and the
+ * restart then fails with "address in use" (seen once in a full test run).
+ */
+export async function freePort(): Promise<number> {
+  const low = 10_000;
+  const high = Math.max(low + 1000, ephemeralLow());
+  for (let i = 0; i < 100; i++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (await listens(port)) return port;
+  }
+  throw new Error(`no free port found in ${low}-${high - 1}`);
 }
 
 export interface NatsProc extends Proc {
