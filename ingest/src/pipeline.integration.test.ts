@@ -69,7 +69,9 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     );
   });
 
-  async function stack(opts: { relayEnv?: Record<string, string>; ingest?: boolean } = {}) {
+  async function stack(
+    opts: { relayEnv?: Record<string, string>; ingest?: boolean; ingestEnv?: Record<string, string> } = {},
+  ) {
     const nats = await startNats();
     procs.push(nats);
     const [relay, app] = await Promise.all([
@@ -81,7 +83,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     procs.push(client);
     let ingest: IngestProc | undefined;
     if (opts.ingest !== false) {
-      ingest = await startIngest(nats.url);
+      ingest = await startIngest(nats.url, opts.ingestEnv);
       procs.push(ingest);
     }
     const nc = await natsConnect(nats.url);
@@ -107,7 +109,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     (await request(`http://127.0.0.1:${p.httpPort}/metrics`)).body.toString();
 
   it('N requests through a real tunnel become exactly N request.completed rows with correct fields', async () => {
-    const { nc, base, client, ingest, relay } = await stack();
+    const { nc, base, client, ingest, relay } = await stack({ ingestEnv: { INGEST_NICE: '10' } });
     const n = 300;
     const started = Date.now();
     expect(await traffic(base, n)).toBe(n);
@@ -172,8 +174,8 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       'connection.opened',
       'session.created',
     ]);
-    // Ingest runs below the relay's CPU priority: every thread, chDB's (started after ingest set
-    // its priority) included, at the default nice 10; the relay at this test runner's own.
+    // With INGEST_NICE=10, ingest runs below the relay's CPU priority: every thread, chDB's (started
+    // after ingest set its priority) included, at nice 10; the relay at this test runner's own.
     // Exception: ClickHouse's MemoryWorker sets its own priority (-20 when it may, as root).
     const ingestThreads = ingest!.threadNiceValues().filter((t) => t.thread !== 'MemoryWorker');
     expect(ingestThreads.some((t) => /MergeMutate|BgSchPool|ThreadPool/.test(t.thread))).toBe(true);
