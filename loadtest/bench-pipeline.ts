@@ -10,7 +10,9 @@
  *      starts and drains them. events_per_s = events / (last - first insert).
  *   2. lag: with ingest running, events are published at `rate` per second for
  *      a few seconds; lag = ingested_at - ts per event.
- * Exactly-once is checked over both phases. Last line: one JSON object.
+ * Exactly-once is checked over both phases. Ingest runs as `npm start` runs it next to the relay,
+ * with INGEST_SCHED=idle, unless INGEST_SCHED in the environment says otherwise.
+ * Last line: one JSON object.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +26,7 @@ import { Spool } from '../relay/src/events/spool.ts';
 import { eventually, natsConnect, sql, startIngest, startNats } from '../test/helpers/pipeline.ts';
 import { benchArgs, cpuMs, round } from './harness.ts';
 
+const ingestSched = process.env.INGEST_SCHED ?? 'idle';
 const args = benchArgs({
   events: { type: 'string' },
   rate: { type: 'string' },
@@ -111,7 +114,7 @@ try {
   // Debug level: two short lines per batch (a few per second), kept so a slow run can be explained.
   ingest = await startIngest(
     nats.url,
-    { LOG_LEVEL: 'debug' },
+    { LOG_LEVEL: 'debug', INGEST_SCHED: ingestSched },
     process.env.INGEST_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/profi'] : [],
   );
   const drainStart = Date.now();
@@ -178,6 +181,7 @@ try {
       lag_p99_ms: round(Number(lag.lag_p99), 1),
       lag_at_events_per_s: rate,
       ingest_cpu_us_per_event: round((drainCpuMs * 1000) / total, 1),
+      ingest_sched: ingestSched,
     }),
   );
 } finally {

@@ -1,5 +1,5 @@
 /**
- * npm run bench:tunnel [-- --smoke] [-- --seconds N] [-- --events [--ingest-after]]
+ * npm run bench:tunnel [-- --smoke] [-- --seconds N] [-- --events [--ingest-after] [--ingest-sched normal]]
  *
  * Serves the local app directly and then through relay + `wingman` client on
  * this machine, in one run, with wrk as the load generator:
@@ -13,6 +13,9 @@
  * events-on tunnel is then looked up in ClickHouse: "events_missing" must be 0.
  * With --events --ingest-after, ingest starts only after the rounds (events wait
  * in JetStream): the ratio then shows what the relay and nats-server cost alone.
+ * Ingest runs as `npm start` runs it next to the relay, with INGEST_SCHED=idle (Linux SCHED_IDLE:
+ * it gets only CPU time the tunnel leaves); --ingest-sched normal runs it at the default policy,
+ * as on a host of its own, to show what sharing the CPU evenly costs the tunnel.
  * The last line printed is one JSON object with the figures.
  */
 
@@ -43,7 +46,10 @@ const args = benchArgs({
   events: { type: 'boolean', default: false },
   // Diagnostic: start ingest only after the measured rounds, so they show the relay + NATS share alone.
   'ingest-after': { type: 'boolean', default: false },
+  'ingest-sched': { type: 'string', default: 'idle' },
 });
+if (!['idle', 'normal'].includes(args['ingest-sched']))
+  throw new Error(`--ingest-sched must be idle or normal, not ${args['ingest-sched']}`);
 const seconds = Number(args.seconds ?? (args.smoke ? 2 : 10));
 const MIB = 1024 * 1024;
 
@@ -170,7 +176,7 @@ try {
     const natsProc = await startNats();
     nats = natsProc;
     const runIngest = async () => {
-      ingest = await startIngest(natsProc.url);
+      ingest = await startIngest(natsProc.url, { INGEST_SCHED: args['ingest-sched'] });
       ingest.discardOutput();
     };
     if (!args['ingest-after']) await runIngest();
@@ -215,6 +221,7 @@ try {
             tunnel_p99_ms_events_on: round(ev.onP99Ms),
             ratio_events_on_off: round(ev.onRps / ev.offRps, 3),
             events_missing: ev.missing,
+            ingest_sched: args['ingest-sched'],
           }
         : {}),
       seconds,

@@ -1,7 +1,8 @@
 /**
  * `npm start`: the main job on one machine, as plain processes:
  *   nats-server (JetStream, data in .wingman/nats) unless NATS_URL points elsewhere,
- *   the relay, and the ingest worker (embedded chDB in .wingman/chdb unless CLICKHOUSE_URL is set).
+ *   the relay, and the ingest worker (embedded chDB in .wingman/chdb unless CLICKHOUSE_URL is set),
+ *   which shares the CPU with the relay and so runs with INGEST_SCHED=idle unless told otherwise.
  * Ctrl-C (SIGINT) or SIGTERM shuts everything down gracefully, NATS last.
  * Configuration comes from the environment (docs/configuration.md).
  */
@@ -43,8 +44,8 @@ function waitForPort(port: number, timeoutMs: number): Promise<void> {
 const children: { name: string; child: ChildProcess }[] = [];
 let stopping = false;
 
-function run(name: string, cmd: string, args: string[]): ChildProcess {
-  const child = spawn(cmd, args, { cwd: root, stdio: 'inherit', env });
+function run(name: string, cmd: string, args: string[], extraEnv: Record<string, string> = {}): ChildProcess {
+  const child = spawn(cmd, args, { cwd: root, stdio: 'inherit', env: { ...env, ...extraEnv } });
   child.on('exit', (code, signal) => {
     if (stopping) return;
     process.stderr.write(`start: ${name} exited (${code ?? signal}); stopping the rest\n`);
@@ -89,7 +90,11 @@ if (ownNats) {
   await waitForPort(natsPort, 10_000);
 }
 run('relay', process.execPath, ['--import', 'tsx', 'relay/src/main.ts']);
-run('ingest', process.execPath, ['--import', 'tsx', 'ingest/src/main.ts']);
+// Ingest is batch work with JetStream holding its backlog: on the relay's host it takes only the
+// CPU time the relay leaves (docs/configuration.md, INGEST_SCHED).
+run('ingest', process.execPath, ['--import', 'tsx', 'ingest/src/main.ts'], {
+  INGEST_SCHED: process.env.INGEST_SCHED ?? 'idle',
+});
 process.stderr.write(
   `start: relay on http://127.0.0.1:${process.env.PORT ?? 8080}, NATS on ${env.NATS_URL}, ingest metrics on http://127.0.0.1:${process.env.HTTP_PORT ?? 9464}/metrics\n` +
     'start: share a local port with `npx wingman http 3000`; query events with `npm run sql -- "SELECT count() FROM requests"`\n',

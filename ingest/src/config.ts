@@ -29,11 +29,11 @@ export const ingestConfigSchema = z.object({
   HTTP_HOST: z.string().default('127.0.0.1'),
   HTTP_PORT: envInt(9464, 0, 65535),
   /**
-   * Nice value for every ingest thread (0 = as started, 19 = lowest): ingest then yields the CPU
-   * to a relay on the same host. Off by default: it made no measurable throughput difference, and
-   * at 10 the keep-alive of an in-progress batch missed a 1 s ack wait under load (ACK_WAIT_MS).
+   * CPU scheduling of every ingest thread (chDB's included). `idle` (Linux SCHED_IDLE) runs
+   * ingest only on CPU time nothing else wants, so a relay on the same host never waits behind
+   * it; `npm start` and docker-compose set it. `normal` (the default) suits a host of its own.
    */
-  INGEST_NICE: envInt(0, 0, 19),
+  INGEST_SCHED: z.enum(['normal', 'idle']).default('normal'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type IngestConfig = z.output<typeof ingestConfigSchema>;

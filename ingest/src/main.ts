@@ -7,7 +7,7 @@ import { type IngestConfig, loadIngestConfig } from './config.ts';
 import { startWorker } from './consume/worker.ts';
 import { startHttp } from './observability/http-server.ts';
 import { createIngestMetrics } from './observability/metrics.ts';
-import { lowerPriority } from './priority.ts';
+import { scheduleWhenIdle } from './priority.ts';
 import { runMigrations } from './sink/migrate.ts';
 import { chdbPath, createWarehouse } from './sink/warehouse.ts';
 
@@ -24,11 +24,11 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger('ingest', config.LOG_LEVEL);
-  if (config.INGEST_NICE > 0)
-    log.info(
-      { nice: config.INGEST_NICE, threads: lowerPriority(config.INGEST_NICE) },
-      'cpu priority lowered',
-    );
+  if (config.INGEST_SCHED === 'idle') {
+    const r = scheduleWhenIdle();
+    if ('error' in r) log.warn({ err: r.error }, 'INGEST_SCHED=idle not applied; running at normal priority');
+    else log.info({ threads: r.threads }, 'cpu scheduling: idle (SCHED_IDLE)');
+  }
   const metrics = createIngestMetrics();
 
   const nc = await connect({

@@ -1,5 +1,4 @@
 import http from 'node:http';
-import { getPriority } from 'node:os';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Topology } from '@wingman/shared';
@@ -56,6 +55,10 @@ async function expectExactly(nc: NatsConnection, n: number): Promise<void> {
   expect(await countRequests(nc)).toBe(n);
 }
 
+/** Linux scheduling policies, as /proc/<pid>/task/<tid>/stat shows them. */
+const SCHED_OTHER = 0;
+const SCHED_IDLE = 5;
+
 describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)', () => {
   const procs: Proc[] = [];
   const conns: NatsConnection[] = [];
@@ -109,7 +112,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     (await request(`http://127.0.0.1:${p.httpPort}/metrics`)).body.toString();
 
   it('N requests through a real tunnel become exactly N request.completed rows with correct fields', async () => {
-    const { nc, base, client, ingest, relay } = await stack({ ingestEnv: { INGEST_NICE: '10' } });
+    const { nc, base, client, ingest, relay } = await stack({ ingestEnv: { INGEST_SCHED: 'idle' } });
     const n = 300;
     const started = Date.now();
     expect(await traffic(base, n)).toBe(n);
@@ -174,13 +177,12 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       'connection.opened',
       'session.created',
     ]);
-    // With INGEST_NICE=10, ingest runs below the relay's CPU priority: every thread, chDB's (started
-    // after ingest set its priority) included, at nice 10; the relay at this test runner's own.
-    // Exception: ClickHouse's MemoryWorker sets its own priority (-20 when it may, as root).
-    const ingestThreads = ingest!.threadNiceValues().filter((t) => t.thread !== 'MemoryWorker');
+    // With INGEST_SCHED=idle, every ingest thread, chDB's (started after ingest set the policy)
+    // included, runs under SCHED_IDLE (5); the relay's under the default SCHED_OTHER (0).
+    const ingestThreads = ingest!.threadScheduling();
     expect(ingestThreads.some((t) => /MergeMutate|BgSchPool|ThreadPool/.test(t.thread))).toBe(true);
-    expect(ingestThreads.filter((t) => t.nice !== 10)).toEqual([]);
-    expect(new Set(relay.threadNiceValues().map((t) => t.nice))).toEqual(new Set([getPriority()]));
+    expect(ingestThreads.filter((t) => t.policy !== SCHED_IDLE)).toEqual([]);
+    expect(new Set(relay.threadScheduling().map((t) => t.policy))).toEqual(new Set([SCHED_OTHER]));
   });
 
   it('ingest killed with SIGKILL mid-batch and restarted: still exactly N rows', async () => {

@@ -1,29 +1,30 @@
+import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { setPriority } from 'node:os';
 
 /**
- * Lower the CPU priority (raise the nice value) of every thread of this process. Ingest is batch
- * work with a lag budget of seconds; on a host it shares with the relay, the kernel should run the
- * relay's request path first. Linux keeps a nice value per thread, and a new thread inherits its
- * creator's, so setting every thread that exists now (V8's, libuv's, chDB's) covers the ones that
- * come later too (except one that sets its own: ClickHouse's MemoryWorker asks for -20, and gets
- * it when running as root; it uses ~1-2% of ingest's CPU). Returns how many threads were set.
+ * Put every thread of this process under Linux's SCHED_IDLE scheduling policy, so that it runs
+ * only on CPU time nothing else on the host wants. Ingest is batch work with a lag budget of
+ * seconds and JetStream holding its backlog; on a host it shares with the relay (`npm start`,
+ * docker-compose), the relay's request path should never wait behind it. A plain nice value is
+ * not enough: the kernel still lets a nice-10 thread finish its slice before a woken relay thread
+ * runs, while a SCHED_IDLE thread is preempted at once (docs/performance.md has the figures).
+ *
+ * Node has no binding for sched_setscheduler(2), so this runs util-linux's `chrt` on our own pid
+ * for every thread that exists now; threads started later (chDB's pools, libuv's workers) inherit
+ * the policy from the thread that creates them. Returns how many threads were set, or why not.
  */
-export function lowerPriority(nice: number): number {
-  let tids: number[];
+export function scheduleWhenIdle(): { threads: number } | { error: string } {
+  if (process.platform !== 'linux') return { error: 'SCHED_IDLE is Linux-only' };
   try {
-    tids = readdirSync('/proc/self/task').map(Number);
-  } catch {
-    tids = [0]; // no /proc: the calling thread (on macOS and Windows, the whole process)
+    execFileSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(process.pid)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 5000,
+    });
+  } catch (err) {
+    const e = err as Error & { stderr?: Buffer; code?: string };
+    return {
+      error: e.code === 'ENOENT' ? 'chrt not found (util-linux)' : e.stderr?.toString().trim() || e.message,
+    };
   }
-  let set = 0;
-  for (const tid of tids) {
-    try {
-      setPriority(tid, nice);
-      set++;
-    } catch {
-      // the thread ended between listing and setting, or raising its priority back is not allowed
-    }
-  }
-  return set;
+  return { threads: readdirSync('/proc/self/task').length };
 }

@@ -78,15 +78,15 @@ export class Proc {
     clearTimeout(t);
   }
 
-  /** Nice value of each of the process's threads, by thread name (from /proc). */
-  threadNiceValues(): { thread: string; nice: number }[] {
+  /** Scheduling policy of each of the process's threads (0 SCHED_OTHER, 5 SCHED_IDLE), by thread name (from /proc). */
+  threadScheduling(): { thread: string; policy: number }[] {
     const dir = `/proc/${this.pid}/task`;
     return readdirSync(dir).flatMap((tid) => {
       try {
         const stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
-        // "pid (name) state ..." : nice is field 19, the 17th after the name.
+        // "pid (name) state ...": the policy is field 41, the 39th after the name (proc(5)).
         const thread = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-        return [{ thread, nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) }];
+        return [{ thread, policy: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]) }];
       } catch {
         return []; // the thread ended meanwhile
       }
