@@ -30,7 +30,7 @@ export const ingestConfigSchema = z.object({
   HTTP_PORT: envInt(9464, 0, 65535),
   /**
    * CPU scheduling of every ingest thread (chDB's included). `idle` (Linux SCHED_IDLE) runs
-   * ingest only on CPU time nothing else wants, so a relay on the same host never waits behind
+   * ingest only on CPU time nothing else wants, so a relay on the same host does not wait behind
    * it; `npm start` and docker-compose set it. `normal` (the default) suits a host of its own.
    */
   INGEST_SCHED: z.enum(['normal', 'idle']).default('normal'),

@@ -5,9 +5,9 @@ import { readdirSync } from 'node:fs';
  * Put every thread of this process under Linux's SCHED_IDLE scheduling policy, so that it runs
  * only on CPU time nothing else on the host wants. Ingest is batch work with a lag budget of
  * seconds and JetStream holding its backlog; on a host it shares with the relay (`npm start`,
- * docker-compose), the relay's request path should never wait behind it. A plain nice value is
- * not enough: the kernel still lets a nice-10 thread finish its slice before a woken relay thread
- * runs, while a SCHED_IDLE thread is preempted at once (docs/performance.md has the figures).
+ * docker-compose), the relay's request path should not wait behind it. SCHED_IDLE is below even
+ * nice 19 (sched(7)), and the kernel preempts such a thread for any normal one that wakes up;
+ * nice values 10 and 19 measured no gain here, SCHED_IDLE did (docs/performance.md).
  *
  * Node has no binding for sched_setscheduler(2), so this runs util-linux's `chrt` on our own pid
  * for every thread that exists now; threads started later (chDB's pools, libuv's workers) inherit
