@@ -5,12 +5,13 @@
  * this machine, in one run, with wrk as the load generator:
  *   - 64-byte responses at 32 connections (requests/s, p50, p99);
  *   - 1 MiB responses at 4 connections (MiB/s).
- * With --events, nats-server and the ingest worker start, and two tunnels run
- * side by side: one relay with events off, one with events on (every request
- * an event). 64-byte runs of 4 s alternate between them for 8 rounds (ABBA), so
- * drift on a shared machine hits both alike, and the line gains "ratio_events_on_off"
- * (requests/s on / off, summed over the rounds). Every request through the
- * events-on tunnel is then looked up in ClickHouse: "events_missing" must be 0.
+ * With --events, nats-server and the ingest worker start, and four pairs of
+ * tunnels run one pair after the other, each pair side by side: one relay with
+ * events off, one with events on (every request an event). In each pair 64-byte
+ * runs of 4 s alternate between them in ABBA order (off, on, on, off), so drift
+ * on a shared machine hits both alike, and the line gains "ratio_events_on_off"
+ * (mean requests/s on / off over all runs). Every request through the events-on
+ * tunnels is then looked up in ClickHouse: "events_missing" must be 0.
  * With --events --ingest-after, ingest starts only after the rounds (events wait
  * in JetStream): the ratio then shows what the relay and nats-server cost alone.
  * Ingest runs as `npm start` runs it next to the relay, with INGEST_SCHED=idle (Linux SCHED_IDLE:
@@ -84,83 +85,89 @@ async function throughTunnel(): Promise<{ small: WrkResult; large: WrkResult }> 
 }
 
 /**
- * Events off vs on, interleaved: `rounds` pairs of 64-byte runs of `segment` seconds. Then
- * wait for ingest to store every request of the events-on tunnel, and count what is missing.
+ * Events off vs on, interleaved, over `pairs` fresh pairs of tunnels (one relay with events off,
+ * one with events on): each pair runs 64-byte runs of `segment` seconds in ABBA order (off, on,
+ * on, off). Fresh pairs because one process's CPU per request varies by up to ~30% from one start
+ * to the next (docs/performance.md), so a single pair compares two draws of that spread, not the
+ * cost of events. Then wait for ingest to store every request of the events-on tunnels, and count
+ * what is missing.
  */
 async function eventsOnOff(
   natsUrl: string,
   nc: NatsConnection,
-  rounds: number,
+  pairs: number,
   segment: number,
   /** Pipeline processes to meter (nats-server, ingest when it runs during the rounds). */
   pipelinePids: Record<string, number>,
   /** Runs after the rounds, before the ClickHouse check (starts ingest with --ingest-after). */
   afterRounds: () => Promise<void>,
 ) {
-  const off = await openTunnel({});
-  const on = await openTunnel({ NATS_URL: natsUrl });
-  try {
-    wrk(`${off.url}/64`, 32, 1); // warm-up both
-    wrk(`${on.url}/64`, 32, 1);
-    const measuredFrom = Date.now();
-    const offRuns: WrkResult[] = [];
-    const onRuns: WrkResult[] = [];
-    // CPU each process used per 1000 requests, summed over the rounds (where the cost goes).
-    const procs = {
-      relay_off: off.pids.relay,
-      client_off: off.pids.client,
-      relay_on: on.pids.relay,
-      client_on: on.pids.client,
-      app: app.pid,
-      ...pipelinePids,
-    };
-    const cpuOff = new CpuMeter(procs);
-    const cpuOn = new CpuMeter(procs);
-    // ABBA order (off-on, on-off, ...), so drift within a pair does not favour either side.
-    for (let r = 0; r < rounds; r++) {
+  const offRuns: WrkResult[] = [];
+  const onRuns: WrkResult[] = [];
+  // CPU each process used per 1000 requests, summed over the rounds (where the cost goes).
+  const cpuOff = new CpuMeter({});
+  const cpuOn = new CpuMeter({});
+  /** Each events-on session and when its measured runs began (after its warm-up). */
+  const measured: { sessionId: string; from: number }[] = [];
+  for (let p = 0; p < pairs; p++) {
+    const off = await openTunnel({});
+    const on = await openTunnel({ NATS_URL: natsUrl });
+    try {
+      wrk(`${off.url}/64`, 32, 1); // warm-up both
+      wrk(`${on.url}/64`, 32, 1);
+      measured.push({ sessionId: on.sessionId, from: Date.now() });
+      const procs = {
+        relay_off: off.pids.relay,
+        client_off: off.pids.client,
+        relay_on: on.pids.relay,
+        client_on: on.pids.client,
+        app: app.pid,
+        ...pipelinePids,
+      };
+      cpuOff.watch(procs);
+      cpuOn.watch(procs);
       const runOff = () => offRuns.push(cpuOff.around(() => wrk(`${off.url}/64`, 32, segment)));
       const runOn = () => onRuns.push(cpuOn.around(() => wrk(`${on.url}/64`, 32, segment)));
-      if (r % 2 === 0) {
-        runOff();
-        runOn();
-      } else {
-        runOn();
-        runOff();
-      }
+      // ABBA, so drift within the pair favours neither side.
+      runOff();
+      runOn();
+      runOn();
+      runOff();
+    } finally {
+      // The events-on relay publishes (or spools) what it still holds as it stops.
+      await Promise.all([off.stop(), on.stop()]);
     }
-    await afterRounds();
-    const sum = (runs: WrkResult[], f: (w: WrkResult) => number) => runs.reduce((a, w) => a + f(w), 0);
-    // wrk counts completed requests; the relay also records requests cut off at the end of a run.
-    const completed = sum(onRuns, (w) => w.requests);
-    const stored = await eventually(
-      async () =>
-        Number(
-          (
-            await sql<{ c: string }>(
-              nc,
-              `SELECT count() AS c FROM requests WHERE session_id = '${on.sessionId}' AND status = 200 AND ts >= fromUnixTimestamp64Milli(${measuredFrom})`,
-            )
-          )[0]!.c,
-        ),
-      (c) => c >= completed,
-      120_000,
-      500,
-    ).catch(() => -1);
-    return {
-      offRps: sum(offRuns, (w) => w.rps) / rounds,
-      onRps: sum(onRuns, (w) => w.rps) / rounds,
-      onP99Ms: Math.max(...onRuns.map((w) => w.p99Ms)),
-      errors: sum(offRuns, (w) => w.errors) + sum(onRuns, (w) => w.errors),
-      missing: stored < 0 ? completed : Math.max(0, completed - stored),
-      rounds: [offRuns.map((w) => Math.round(w.rps)), onRuns.map((w) => Math.round(w.rps))],
-      cpuPerK: {
-        off: cpuOff.perThousand(sum(offRuns, (w) => w.requests)),
-        on: cpuOn.perThousand(sum(onRuns, (w) => w.requests)),
-      },
-    };
-  } finally {
-    await Promise.all([off.stop(), on.stop()]);
   }
+  await afterRounds();
+  const sum = (runs: WrkResult[], f: (w: WrkResult) => number) => runs.reduce((a, w) => a + f(w), 0);
+  // wrk counts completed requests; the relay also records requests cut off at the end of a run.
+  const completed = sum(onRuns, (w) => w.requests);
+  const which = measured
+    .map((m) => `(session_id = '${m.sessionId}' AND ts >= fromUnixTimestamp64Milli(${m.from}))`)
+    .join(' OR ');
+  const stored = await eventually(
+    async () =>
+      Number(
+        (
+          await sql<{ c: string }>(nc, `SELECT count() AS c FROM requests WHERE status = 200 AND (${which})`)
+        )[0]!.c,
+      ),
+    (c) => c >= completed,
+    120_000,
+    500,
+  ).catch(() => -1);
+  return {
+    offRps: sum(offRuns, (w) => w.rps) / offRuns.length,
+    onRps: sum(onRuns, (w) => w.rps) / onRuns.length,
+    onP99Ms: Math.max(...onRuns.map((w) => w.p99Ms)),
+    errors: sum(offRuns, (w) => w.errors) + sum(onRuns, (w) => w.errors),
+    missing: stored < 0 ? completed : Math.max(0, completed - stored),
+    rounds: [offRuns.map((w) => Math.round(w.rps)), onRuns.map((w) => Math.round(w.rps))],
+    cpuPerK: {
+      off: cpuOff.perThousand(sum(offRuns, (w) => w.requests)),
+      on: cpuOn.perThousand(sum(onRuns, (w) => w.requests)),
+    },
+  };
 }
 
 let nats: NatsProc | undefined;
@@ -186,7 +193,7 @@ try {
     ev = await eventsOnOff(
       natsProc.url,
       nc,
-      args.smoke ? 1 : 8,
+      args.smoke ? 1 : 4,
       args.smoke ? 2 : 4,
       pipelinePids,
       args['ingest-after'] ? runIngest : async () => {},

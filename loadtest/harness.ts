@@ -99,7 +99,12 @@ export function cpuMs(pid: number | 'self-children'): number {
  */
 export class CpuMeter {
   private readonly used: Record<string, number> = {};
-  constructor(private readonly pids: Record<string, number>) {}
+  constructor(private pids: Record<string, number>) {}
+
+  /** Meter these processes from now on (new ones under the same names add to the same sums). */
+  watch(pids: Record<string, number>): void {
+    this.pids = pids;
+  }
 
   around<T>(run: () => T): T {
     const before = this.sample();
