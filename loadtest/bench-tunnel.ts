@@ -87,9 +87,8 @@ async function throughTunnel(): Promise<{ small: WrkResult; large: WrkResult }> 
 /**
  * Events off vs on, interleaved, over `pairs` fresh pairs of tunnels (one relay with events off,
  * one with events on): each pair runs 64-byte runs of `segment` seconds in ABBA order (off, on,
- * on, off). Fresh pairs because one process's CPU per request varies by up to ~30% from one start
- * to the next (docs/performance.md), so a single pair compares two draws of that spread, not the
- * cost of events. Then wait for ingest to store every request of the events-on tunnels, and count
+ * on, off). Several fresh pairs because a process's CPU per request varied by up to ~30% between
+ * fresh starts in one measurement (docs/performance.md): one pair alone compares two draws of that. Then wait for ingest to store every request of the events-on tunnels, and count
  * what is missing.
  */
 async function eventsOnOff(
