@@ -185,18 +185,18 @@ export const envelopeSchema = z.object({
 export type Envelope = z.infer<typeof envelopeSchema>;
 
 /**
- * Monotonic ULIDs: sortable even within one millisecond. Event ids need
- * uniqueness, not secrecy, so the random part comes from Math.random rather
- * than crypto (which cost a syscall-backed fill per id on the relay's hot path).
- * Pass the event's own time when the id is made later (the relay stamps per envelope).
- */
-/**
  * A duration from performance.now() differences, in ms rounded to the microsecond: "2.385", not
  * "2.384567999839783". Finer digits are timer noise; the short form is ~30 bytes less per
  * request event in the relay's JSON, in JetStream and in ingest's parse.
  */
 export const roundMs = (ms: number): number => Math.round(ms * 1000) / 1000;
 
+/**
+ * Monotonic ULIDs: sortable even within one millisecond. Event ids need
+ * uniqueness, not secrecy, so the random part comes from Math.random rather
+ * than crypto (which cost a syscall-backed fill per id on the relay's hot path).
+ * Pass the event's own time when the id is made later (the relay stamps per envelope).
+ */
 export const newEventId: (ts?: number) => string = monotonicFactory(() => Math.random());
 
 const NUMERIC = /^\d+$/;
