@@ -24,9 +24,9 @@ import { loadIngestConfig } from '../ingest/src/config.ts';
 import { EventPublisher } from '../relay/src/events/publisher.ts';
 import { Spool } from '../relay/src/events/spool.ts';
 import { eventually, natsConnect, sql, startIngest, startNats } from '../test/helpers/pipeline.ts';
-import { benchArgs, cpuMs, round } from './harness.ts';
+import { benchArgs, cpuMs, ingestSchedArg, round } from './harness.ts';
 
-const ingestSched = process.env.INGEST_SCHED ?? 'idle';
+const ingestSched = ingestSchedArg(process.env.INGEST_SCHED);
 const args = benchArgs({
   events: { type: 'string' },
   rate: { type: 'string' },

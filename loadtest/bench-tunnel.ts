@@ -34,6 +34,7 @@ import {
   benchArgs,
   CpuMeter,
   ensureWrk,
+  ingestSchedArg,
   round,
   startClient,
   startLocalApp,
@@ -49,8 +50,7 @@ const args = benchArgs({
   'ingest-after': { type: 'boolean', default: false },
   'ingest-sched': { type: 'string', default: 'idle' },
 });
-if (!['idle', 'normal'].includes(args['ingest-sched']))
-  throw new Error(`--ingest-sched must be idle or normal, not ${args['ingest-sched']}`);
+const ingestSched = ingestSchedArg(args['ingest-sched']);
 const seconds = Number(args.seconds ?? (args.smoke ? 2 : 10));
 const MIB = 1024 * 1024;
 
@@ -87,9 +87,9 @@ async function throughTunnel(): Promise<{ small: WrkResult; large: WrkResult }> 
 /**
  * Events off vs on, interleaved, over `pairs` fresh pairs of tunnels (one relay with events off,
  * one with events on): each pair runs 64-byte runs of `segment` seconds in ABBA order (off, on,
- * on, off). Several fresh pairs because a process's CPU per request varied by up to ~30% between
- * fresh starts in one measurement (docs/performance.md): one pair alone compares two draws of that. Then wait for ingest to store every request of the events-on tunnels, and count
- * what is missing.
+ * on, off). Several fresh pairs, so that one process's start-to-start spread in CPU per request
+ * (up to ~30% in one measurement, docs/performance.md) does not decide the ratio alone. Then wait
+ * for ingest to store every request of the events-on tunnels, and count what is missing.
  */
 async function eventsOnOff(
   natsUrl: string,
@@ -182,7 +182,7 @@ try {
     const natsProc = await startNats();
     nats = natsProc;
     const runIngest = async () => {
-      ingest = await startIngest(natsProc.url, { INGEST_SCHED: args['ingest-sched'] });
+      ingest = await startIngest(natsProc.url, { INGEST_SCHED: ingestSched });
       ingest.discardOutput();
     };
     if (!args['ingest-after']) await runIngest();
@@ -227,7 +227,7 @@ try {
             tunnel_p99_ms_events_on: round(ev.onP99Ms),
             ratio_events_on_off: round(ev.onRps / ev.offRps, 3),
             events_missing: ev.missing,
-            ingest_sched: args['ingest-sched'],
+            ingest_sched: ingestSched,
           }
         : {}),
       seconds,

@@ -3,8 +3,9 @@
  * output parsing. Every target is on loopback; every run is bounded in time.
  */
 import { execFileSync, execSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { type IngestConfig, ingestConfigSchema } from '../ingest/src/config.ts';
+import { procStat } from '../test/helpers/processes.ts';
 
 export {
   type AppProc,
@@ -76,6 +77,16 @@ export function benchArgs<
   }).values;
 }
 
+/**
+ * How a benchmark runs ingest: as `npm start` does next to the relay (idle) unless told otherwise;
+ * checked against ingest's own config schema, so a typo fails here rather than in a child process.
+ */
+export function ingestSchedArg(value: string | undefined): IngestConfig['INGEST_SCHED'] {
+  const r = ingestConfigSchema.shape.INGEST_SCHED.safeParse(value ?? 'idle');
+  if (!r.success) throw new Error(`ingest scheduling must be idle or normal, not ${JSON.stringify(value)}`);
+  return r.data;
+}
+
 export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
@@ -83,10 +94,8 @@ const TICK_MS = 10; // USER_HZ is 100 on Linux
 /** CPU time (user + system) a process has used, in ms, from /proc; 0 once it is gone. */
 export function cpuMs(pid: number | 'self-children'): number {
   try {
-    const stat = readFileSync(`/proc/${pid === 'self-children' ? 'self' : pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15, cutime 16, cstime 17.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const [u, s] = pid === 'self-children' ? [f[13], f[14]] : [f[11], f[12]];
+    const { field } = procStat(`/proc/${pid === 'self-children' ? 'self' : pid}/stat`);
+    const [u, s] = pid === 'self-children' ? [field(16), field(17)] : [field(14), field(15)];
     return (Number(u) + Number(s)) * TICK_MS;
   } catch {
     return 0;

@@ -7,6 +7,18 @@ import { createInterface } from 'node:readline';
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const TEST_TOKEN = 'test-token-0123456789';
 
+/**
+ * A /proc/<pid>/stat (or task stat) line: the command name, and field n as numbered in proc(5)
+ * (1 = pid, 2 = name, 3 = state, 14 = utime, 41 = policy). The name may hold spaces and
+ * parentheses, so fields are counted from the last ')'.
+ */
+export function procStat(path: string): { name: string; field: (n: number) => string | undefined } {
+  const stat = readFileSync(path, 'utf8');
+  const close = stat.lastIndexOf(')');
+  const rest = stat.slice(close + 2).split(' ');
+  return { name: stat.slice(stat.indexOf('(') + 1, close), field: (n) => rest[n - 3] };
+}
+
 /** A child process whose stdout lines are kept and can be waited on. */
 export class Proc {
   readonly lines: string[] = [];
@@ -83,10 +95,8 @@ export class Proc {
     const dir = `/proc/${this.pid}/task`;
     return readdirSync(dir).flatMap((tid) => {
       try {
-        const stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
-        // "pid (name) state ...": the policy is field 41, the 39th after the name (proc(5)).
-        const thread = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-        return [{ thread, policy: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]) }];
+        const { name, field } = procStat(`${dir}/${tid}/stat`);
+        return [{ thread: name, policy: Number(field(41)) }];
       } catch {
         return []; // the thread ended meanwhile
       }
