@@ -30,6 +30,25 @@ const big = (i: number) => ({
   reason: `${i}:${'x'.repeat(100)}`,
 });
 
+const request = (user_agent: string) => ({
+  type: 'request.completed' as const,
+  session_id: 'k3j4h5g6f7d8s9a0',
+  method: 'GET',
+  host_kind: 'path' as const,
+  status: 200,
+  duration_ms: 1.5,
+  ttfb_ms: 1.2,
+  bytes_in: 0,
+  bytes_out: 64,
+  path: '/users/1',
+  visitor_ip: '127.0.0.1',
+  user_agent,
+  referrer_host: '',
+  server: '',
+  powered_by: '',
+  error_code: '',
+});
+
 /** Without NATS (no JetStream set), sealed envelopes go to the spool, where the test reads them back. */
 describe('EventPublisher without NATS', () => {
   it('stamps valid events, seals by count, splits envelopes above the byte limit, and spools in order', async () => {
@@ -72,6 +91,58 @@ describe('EventPublisher without NATS', () => {
     expect(events.every((e) => e.ts >= before && e.ts <= after)).toBe(true);
     const ids = events.map((e) => e.event_id);
     expect([...ids].sort()).toEqual(ids);
+  });
+
+  it('writes any text (multi-byte, lone surrogates) as valid JSON and keeps every envelope within the byte limit', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        // 1- to 4-byte characters, a lone surrogate and a quote (escaped), and any code point.
+        fc.array(
+          fc.oneof(
+            fc.string({ unit: fc.constantFrom('a', 'é', '€', '😀', '\ud800', '"'), maxLength: 200 }),
+            fc.string({ unit: 'binary', maxLength: 200 }),
+          ),
+          { minLength: 1, maxLength: 30 },
+        ),
+        fc.integer({ min: 600, max: 4000 }),
+        async (agents, limit) => {
+          const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 1 << 20);
+          const pub = new EventPublisher(
+            'relay-ü',
+            spool,
+            {
+              maxEvents: 1000,
+              maxEnvelopeBytes: limit,
+              maxAgeMs: 50,
+              maxBufferBytes: 1 << 20,
+              publishTimeoutMs: 1000,
+            },
+            counters().metrics,
+            createLogger('t', 'silent'),
+          );
+          // An event of ~1.4 kB: bigger than some limits, and then it still goes, alone in its envelope.
+          const sent = [...agents, '😀'.repeat(256)];
+          for (const user_agent of sent) pub.emit(request(user_agent));
+          await pub.close(100);
+          const received: string[] = [];
+          for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
+            const sealed = fromSpoolRecord(r);
+            const envelope = envelopeSchema.parse(JSON.parse(sealed.json));
+            expect(sealed.events).toBe(envelope.events.length);
+            if (envelope.events.length > 1) expect(Buffer.byteLength(sealed.json)).toBeLessThanOrEqual(limit);
+            for (const e of envelope.events) {
+              const event = eventSchema.parse(e);
+              expect(event.relay_id).toBe('relay-ü');
+              received.push((event as { user_agent: string }).user_agent);
+            }
+            spool.ack();
+          }
+          // JSON.stringify escapes lone surrogates, so each string comes back exactly as emitted.
+          expect(received).toEqual(sent);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it('counts events dropped when the spool is full', async () => {

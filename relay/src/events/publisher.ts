@@ -34,7 +34,8 @@ export interface PublisherMetrics {
 
 export interface Sealed {
   id: string;
-  json: string;
+  /** The envelope: its UTF-8 bytes as sealed, or its JSON text as read back from the spool. */
+  json: Uint8Array | string;
   events: number;
 }
 
@@ -43,10 +44,14 @@ export interface Sealed {
  * reads the id and the count without parsing the whole envelope (up to 512 KiB) again.
  */
 export function toSpoolRecord(s: Sealed): string {
-  return `${s.events} ${s.id.length} ${s.id}${s.json}`;
+  const json =
+    typeof s.json === 'string'
+      ? s.json
+      : Buffer.from(s.json.buffer, s.json.byteOffset, s.json.byteLength).toString('utf8');
+  return `${s.events} ${s.id.length} ${s.id}${json}`;
 }
 
-export function fromSpoolRecord(record: string): Sealed {
+export function fromSpoolRecord(record: string): Sealed & { json: string } {
   if (record.startsWith('{')) {
     // Written before records had a header: the bare envelope.
     const parsed = JSON.parse(record) as Envelope;
@@ -85,8 +90,6 @@ export class EventPublisher {
   private readonly timer: NodeJS.Timeout;
   private readonly subject: string;
   private readonly relayIdJson: string;
-  /** Bytes of events an envelope can hold besides its own fields. */
-  private readonly envelopeRoom: number;
 
   constructor(
     private readonly relayId: string,
@@ -97,7 +100,6 @@ export class EventPublisher {
   ) {
     this.subject = Topology.eventsSubject(relayId);
     this.relayIdJson = JSON.stringify(relayId);
-    this.envelopeRoom = limits.maxEnvelopeBytes - 2 * this.relayIdJson.length - 80;
     this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(limits.maxAgeMs / 2)));
     this.timer.unref();
     metrics.spoolBytes.set(spool.bytes);
@@ -132,36 +134,43 @@ export class EventPublisher {
     const times = this.openTs;
     this.open = [];
     this.openTs = [];
-    // Each event's JSON with its stamps first; packed into envelopes of at most maxEnvelopeBytes
-    // (NATS max_payload is 1 MiB). One event bigger than that still goes, alone.
-    let batch: string[] = [];
-    let bytes = 0;
+    // Each event's JSON, its stamps first, is written straight into the envelope's bytes: no
+    // string of the whole envelope is built, joined or encoded. Envelopes hold at most
+    // maxEnvelopeBytes (NATS max_payload is 1 MiB); one event bigger than that still goes, alone.
+    let b: EnvelopeBuilder | undefined;
     for (let i = 0; i < events.length; i++) {
-      const fields = JSON.stringify(events[i]);
       const ts = times[i]!;
-      const json = `{"v":${EVENT_VERSION},"event_id":"${newEventId(ts)}","ts":${ts},"relay_id":${this.relayIdJson}${fields.length > 2 ? `,${fields.slice(1)}` : '}'}`;
-      const size = Buffer.byteLength(json) + 1;
-      if (batch.length > 0 && bytes + size > this.envelopeRoom) {
-        this.enqueue(batch);
-        batch = [];
-        bytes = 0;
+      const stamps = `{"v":${EVENT_VERSION},"event_id":"${newEventId(ts)}","ts":${ts},"relay_id":${this.relayIdJson}`;
+      // `fields` is `{"type":...}`: its first byte is replaced by the comma after the stamps.
+      const fields = JSON.stringify(events[i]);
+      if (b && !b.tryAppend(stamps, fields)) {
+        this.enqueue(b);
+        b = undefined;
       }
-      batch.push(json);
-      bytes += size;
+      if (!b) {
+        b = this.newBuilder(Buffer.byteLength(stamps) + Buffer.byteLength(fields));
+        b.tryAppend(stamps, fields);
+      }
     }
-    if (batch.length > 0) this.enqueue(batch);
+    if (b) this.enqueue(b);
     this.reportDepth();
     this.pump();
   }
 
-  /** One envelope (one Nats-Msg-Id) of serialised events, queued in memory or spooled. */
-  private enqueue(events: string[]): void {
+  /** An envelope with room for maxEnvelopeBytes, or for one event of `eventBytes` if that is more. */
+  private newBuilder(eventBytes: number): EnvelopeBuilder {
     const id = `${this.relayId}-${this.bootId}-${++this.seq}`;
-    const sealed: Sealed = {
+    const head = `{"v":1,"relay_id":${this.relayIdJson},"id":"${id}","events":[`;
+    return new EnvelopeBuilder(
       id,
-      json: `{"v":1,"relay_id":${this.relayIdJson},"id":"${id}","events":[${events.join(',')}]}`,
-      events: events.length,
-    };
+      head,
+      Math.max(this.limits.maxEnvelopeBytes, Buffer.byteLength(head) + eventBytes + 3),
+    );
+  }
+
+  /** One envelope (one Nats-Msg-Id), queued in memory or spooled. */
+  private enqueue(b: EnvelopeBuilder): void {
+    const sealed = b.finish();
     // Keep order: once anything is spooled, later envelopes queue behind it on disk.
     if (
       !this.js ||
@@ -288,5 +297,62 @@ export class EventPublisher {
     while (this.pumping && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.spillQueue();
     this.spool.close();
+  }
+}
+
+/**
+ * One envelope's JSON written as UTF-8 into a buffer of fixed capacity:
+ * `{"v":1,"relay_id":…,"id":…,"events":[<event>,<event>…]}`.
+ */
+export class EnvelopeBuilder {
+  private readonly buf: Buffer;
+  private off: number;
+  private count = 0;
+
+  constructor(
+    readonly id: string,
+    head: string,
+    capacity: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(capacity);
+    this.off = this.buf.write(head, 0, 'utf8');
+  }
+
+  /**
+   * Add the event `stamps` + `fields` (an object's JSON whose opening brace is replaced by a comma).
+   * False, and nothing written, when it would not fit with the closing `]}`.
+   */
+  tryAppend(stamps: string, fields: string): boolean {
+    const sep = this.count > 0 ? 1 : 0;
+    // A UTF-16 code unit is at most 3 bytes of UTF-8; count exactly only near the end.
+    let need = sep + 3 * (stamps.length + fields.length) + 2;
+    if (this.off + need > this.buf.length) {
+      need = sep + Buffer.byteLength(stamps) + Buffer.byteLength(fields) + 2;
+      if (this.off + need > this.buf.length) return false;
+    }
+    if (sep) this.buf[this.off++] = 0x2c; // ,
+    this.off += this.buf.write(stamps, this.off, 'utf8');
+    if (fields.length > 2) {
+      const start = this.off;
+      this.off += this.buf.write(fields, start, 'utf8');
+      this.buf[start] = 0x2c; // the fields' opening brace becomes the comma after the stamps
+    } else this.buf[this.off++] = 0x7d; // }
+    this.count++;
+    return true;
+  }
+
+  /**
+   * Close the envelope. A small one (sealed by age) is copied out, so a queue of them does not hold
+   * maxEnvelopeBytes of memory each.
+   */
+  finish(): Sealed {
+    this.buf[this.off++] = 0x5d; // ]
+    this.buf[this.off++] = 0x7d; // }
+    const used = this.buf.subarray(0, this.off);
+    return {
+      id: this.id,
+      json: this.off < this.buf.length / 2 ? Buffer.from(used) : used,
+      events: this.count,
+    };
   }
 }
