@@ -11,8 +11,9 @@
  *   2. lag: with ingest running, events are published at `rate` per second for
  *      a few seconds; lag = ingested_at - ts per event.
  * Exactly-once is checked over both phases. publisher_cpu_us_per_event is the relay's side of
- * phase 1: this process's CPU (user + system) per event emitted and published. Ingest runs as `npm start` runs it next to the relay,
- * with INGEST_SCHED=idle, unless INGEST_SCHED in the environment says otherwise.
+ * phase 1: this process's CPU (user + system) per event emitted and published. Ingest runs as
+ * `npm start` runs it next to the relay, with INGEST_SCHED=idle, unless INGEST_SCHED in the
+ * environment says otherwise.
  * Last line: one JSON object.
  */
 import { mkdtempSync } from 'node:fs';
