@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createLogger, type Envelope, envelopeSchema, eventSchema } from '@wingman/shared';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EventPublisher, fromSpoolRecord, toSpoolRecord } from './publisher.ts';
+import { EnvelopeBuilder, EventPublisher, fromSpoolRecord, toSpoolRecord } from './publisher.ts';
 import { Spool } from './spool.ts';
 
 function counters() {
@@ -171,6 +171,22 @@ describe('EventPublisher without NATS', () => {
       spool.ack();
     }
     expect(kept + c.dropped).toBe(20);
+  });
+});
+
+describe('EnvelopeBuilder', () => {
+  it('hands a small envelope over in a buffer of its own size, and a full one in the buffer it was written in', () => {
+    const small = new EnvelopeBuilder('e-1', '{"events":[', 64 * 1024);
+    small.tryAppend('{"v":1', '{"type":"x"}');
+    const a = small.finish().json as Uint8Array;
+    expect(Buffer.from(a).toString()).toBe('{"events":[{"v":1,"type":"x"}]}');
+    expect(a.buffer.byteLength).toBe(a.byteLength);
+
+    const full = new EnvelopeBuilder('e-2', '{"events":[', 64);
+    while (full.tryAppend('{"v":1', '{"type":"x"}'));
+    const b = full.finish().json as Uint8Array;
+    expect(JSON.parse(Buffer.from(b).toString()).events.length).toBe(2);
+    expect(b.buffer.byteLength).toBe(64);
   });
 });
 

@@ -171,17 +171,18 @@ export class EventPublisher {
   /** One envelope (one Nats-Msg-Id), queued in memory or spooled. */
   private enqueue(b: EnvelopeBuilder): void {
     const sealed = b.finish();
+    const held = heldBytes(sealed);
     // Keep order: once anything is spooled, later envelopes queue behind it on disk.
     if (
       !this.js ||
       Date.now() < this.retryAt ||
       !this.spool.isEmpty ||
-      this.queueBytes + sealed.json.length > this.limits.maxBufferBytes
+      this.queueBytes + held > this.limits.maxBufferBytes
     ) {
       this.toSpool(sealed);
     } else {
       this.queue.push(sealed);
-      this.queueBytes += sealed.json.length;
+      this.queueBytes += held;
     }
   }
 
@@ -267,7 +268,7 @@ export class EventPublisher {
         this.metrics.spoolBytes.set(this.spool.bytes);
       } else {
         this.queue.shift();
-        this.queueBytes -= sealed.json.length;
+        this.queueBytes -= heldBytes(sealed);
         this.reportDepth();
       }
     }
@@ -300,6 +301,11 @@ export class EventPublisher {
   }
 }
 
+/** Memory an envelope in the queue holds: its whole buffer, which may be larger than the envelope. */
+function heldBytes(s: Sealed): number {
+  return typeof s.json === 'string' ? s.json.length : s.json.buffer.byteLength;
+}
+
 /**
  * One envelope's JSON written as UTF-8 into a buffer of fixed capacity:
  * `{"v":1,"relay_id":…,"id":…,"events":[<event>,<event>…]}`.
@@ -314,7 +320,8 @@ export class EnvelopeBuilder {
     head: string,
     capacity: number,
   ) {
-    this.buf = Buffer.allocUnsafe(capacity);
+    // Not from Node's shared pool (small sizes): the queue counts this buffer's own size.
+    this.buf = Buffer.allocUnsafeSlow(capacity);
     this.off = this.buf.write(head, 0, 'utf8');
   }
 
@@ -351,7 +358,7 @@ export class EnvelopeBuilder {
     const used = this.buf.subarray(0, this.off);
     return {
       id: this.id,
-      json: this.off < this.buf.length / 2 ? Buffer.from(used) : used,
+      json: this.off < this.buf.length / 2 ? new Uint8Array(used) : used,
       events: this.count,
     };
   }
