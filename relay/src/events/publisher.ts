@@ -90,6 +90,9 @@ export class EventPublisher {
   private readonly timer: NodeJS.Timeout;
   private readonly subject: string;
   private readonly relayIdJson: string;
+  /** The constant parts of every event's stamps, around its id and time. */
+  private readonly stampsHead: string;
+  private readonly stampsTail: string;
 
   constructor(
     private readonly relayId: string,
@@ -100,6 +103,8 @@ export class EventPublisher {
   ) {
     this.subject = Topology.eventsSubject(relayId);
     this.relayIdJson = JSON.stringify(relayId);
+    this.stampsHead = `{"v":${EVENT_VERSION},"event_id":"`;
+    this.stampsTail = `,"relay_id":${this.relayIdJson}`;
     this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(limits.maxAgeMs / 2)));
     this.timer.unref();
     metrics.spoolBytes.set(spool.bytes);
@@ -140,7 +145,7 @@ export class EventPublisher {
     let b: EnvelopeBuilder | undefined;
     for (let i = 0; i < events.length; i++) {
       const ts = times[i]!;
-      const stamps = `{"v":${EVENT_VERSION},"event_id":"${newEventId(ts)}","ts":${ts},"relay_id":${this.relayIdJson}`;
+      const stamps = `${this.stampsHead}${newEventId(ts)}","ts":${ts}${this.stampsTail}`;
       // `fields` is `{"type":...}`: its first byte is replaced by the comma after the stamps.
       const fields = JSON.stringify(events[i]);
       if (b && !b.tryAppend(stamps, fields)) {
