@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createLogger, type Envelope, envelopeSchema, eventSchema } from '@wingman/shared';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { requestCompletedInput } from '../../../test/fixtures/events.ts';
 import { EnvelopeBuilder, EventPublisher, fromSpoolRecord, toSpoolRecord } from './publisher.ts';
 import { Spool } from './spool.ts';
 
@@ -28,25 +29,6 @@ const big = (i: number) => ({
   session_id: '',
   client_ip: '203.0.113.1',
   reason: `${i}:${'x'.repeat(100)}`,
-});
-
-const request = (user_agent: string) => ({
-  type: 'request.completed' as const,
-  session_id: 'k3j4h5g6f7d8s9a0',
-  method: 'GET',
-  host_kind: 'path' as const,
-  status: 200,
-  duration_ms: 1.5,
-  ttfb_ms: 1.2,
-  bytes_in: 0,
-  bytes_out: 64,
-  path: '/users/1',
-  visitor_ip: '127.0.0.1',
-  user_agent,
-  referrer_host: '',
-  server: '',
-  powered_by: '',
-  error_code: '',
 });
 
 /** Without NATS (no JetStream set), sealed envelopes go to the spool, where the test reads them back. */
@@ -122,7 +104,7 @@ describe('EventPublisher without NATS', () => {
           );
           // An event of ~1.4 kB: bigger than some limits, and then it still goes, alone in its envelope.
           const sent = [...agents, '😀'.repeat(256)];
-          for (const user_agent of sent) pub.emit(request(user_agent));
+          for (const user_agent of sent) pub.emit(requestCompletedInput({ user_agent }));
           await pub.close(100);
           const received: string[] = [];
           for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
