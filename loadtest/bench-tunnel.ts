@@ -104,8 +104,8 @@ async function eventsOnOff(
   const offRuns: WrkResult[] = [];
   const onRuns: WrkResult[] = [];
   // CPU each process used per 1000 requests, summed over the rounds (where the cost goes).
-  const cpuOff = new CpuMeter({});
-  const cpuOn = new CpuMeter({});
+  const cpuOff = new CpuMeter();
+  const cpuOn = new CpuMeter();
   /** Each events-on session and when its measured runs began (after its warm-up). */
   const measured: { sessionId: string; from: number }[] = [];
   for (let p = 0; p < pairs; p++) {

@@ -83,7 +83,8 @@ export function benchArgs<
  */
 export function ingestSchedArg(value: string | undefined): IngestConfig['INGEST_SCHED'] {
   const r = ingestConfigSchema.shape.INGEST_SCHED.safeParse(value ?? 'idle');
-  if (!r.success) throw new Error(`ingest scheduling must be idle or normal, not ${JSON.stringify(value)}`);
+  if (!r.success)
+    throw new Error(`ingest scheduling ${JSON.stringify(value)}: ${r.error.issues[0]?.message}`);
   return r.data;
 }
 
@@ -108,7 +109,7 @@ export function cpuMs(pid: number | 'self-children'): number {
  */
 export class CpuMeter {
   private readonly used: Record<string, number> = {};
-  constructor(private pids: Record<string, number>) {}
+  private pids: Record<string, number> = {};
 
   /** Meter these processes from now on (new ones under the same names add to the same sums). */
   watch(pids: Record<string, number>): void {
