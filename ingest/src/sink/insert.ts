@@ -1,6 +1,16 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { compactRows, type Row, TABLE_COLUMNS, type TableName } from '../validate/plan-batch.ts';
-import { INSERT_SETTINGS } from './warehouse.ts';
+import { insertEncoded } from './warehouse.ts';
+
+/**
+ * Rows as JSONCompactEachRow: one JSON array per line, in TABLE_COLUMNS order, encoded once as
+ * one string and one UTF-8 conversion.
+ */
+export function encodeRows(table: TableName, rows: readonly Row[]): Buffer {
+  let text = '';
+  for (const line of compactRows(table, rows)) text += `${JSON.stringify(line)}\n`;
+  return Buffer.from(text);
+}
 
 /** One synchronous insert of rows into a raw table (and through its materialized views). */
 export async function insertRows(
@@ -8,11 +18,11 @@ export async function insertRows(
   table: TableName,
   rows: readonly Row[],
 ): Promise<void> {
-  await ch.insert({
+  if (rows.length === 0) return;
+  await insertEncoded(ch, {
     table,
-    values: compactRows(table, rows),
-    columns: TABLE_COLUMNS[table] as [string, ...string[]],
+    columns: TABLE_COLUMNS[table],
     format: 'JSONCompactEachRow',
-    clickhouse_settings: INSERT_SETTINGS,
+    payload: encodeRows(table, rows),
   });
 }

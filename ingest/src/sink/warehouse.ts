@@ -1,18 +1,32 @@
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import type { IngestConfig } from '../config.ts';
 
 /** Settings for every insert: synchronous inserts (newer servers default to async). */
 export const INSERT_SETTINGS = { async_insert: 0, wait_for_async_insert: 0 } as const;
 
+/** Rows already encoded in `format`, one per line, for `table (columns)`. */
+export interface EncodedInsert {
+  table: string;
+  columns: readonly string[];
+  format: 'JSONCompactEachRow';
+  payload: Buffer;
+}
+
+type SendEncoded = (insert: EncodedInsert) => Promise<void>;
+/** How each client made here sends encoded rows (see insertEncoded). */
+const senders = new WeakMap<ClickHouseClient, SendEncoded>();
+
 /**
  * One @clickhouse/client for both warehouses: embedded chDB by default, a
  * ClickHouse server over HTTP when CLICKHOUSE_URL is set. chDB allows one data
- * directory per process, so only ingest opens it.
+ * directory per process, so only ingest opens it. Queries, commands and
+ * migrations go through the client alike; inserts through insertEncoded.
  */
 export async function createWarehouse(c: Readonly<IngestConfig>): Promise<ClickHouseClient> {
   if (c.CLICKHOUSE_URL) {
-    return createClient({
+    const ch = createClient({
       url: c.CLICKHOUSE_URL,
       username: c.CLICKHOUSE_USER,
       password: c.CLICKHOUSE_PASSWORD,
@@ -20,11 +34,37 @@ export async function createWarehouse(c: Readonly<IngestConfig>): Promise<ClickH
       clickhouse_settings: INSERT_SETTINGS,
       request_timeout: 30_000,
     });
+    senders.set(ch, async ({ table, columns, format, payload }) => {
+      const r = await ch.exec({
+        query: `INSERT INTO ${table} (${columns.join(', ')}) FORMAT ${format}`,
+        values: Readable.from([payload]),
+        clickhouse_settings: INSERT_SETTINGS,
+      });
+      // An INSERT answers with an empty body; drain it so the socket goes back to the pool.
+      for await (const _ of r.stream);
+    });
+    return ch;
   }
   const { createChdbConnection } = await import('chdb/connection');
-  return createClient({ connection: createChdbConnection({ path: chdbPath(c) }) } as Parameters<
-    typeof createClient
-  >[0]);
+  const connection = createChdbConnection({ path: chdbPath(c) });
+  const ch = createClient({ connection } as Parameters<typeof createClient>[0]);
+  senders.set(ch, async ({ table, columns, format, payload }) => {
+    await connection.chdb.rawInsert({ table, columns, format, values: payload, settings: INSERT_SETTINGS });
+  });
+  return ch;
+}
+
+/**
+ * Insert rows already encoded as `format` lines; both warehouses get the same bytes. To a
+ * server they go as the body of the client's `exec`. To chDB they go through the connection's
+ * own zero-copy insert (`connection.chdb.rawInsert`): the client's `insert` and `exec` would
+ * have chDB's connection turn the body into text and join it to the SQL first, which cost ~20%
+ * of ingest's CPU per event (docs/performance.md).
+ */
+export function insertEncoded(ch: ClickHouseClient, insert: EncodedInsert): Promise<void> {
+  const send = senders.get(ch);
+  if (!send) throw new Error('insertEncoded: this ClickHouse client was not made by createWarehouse');
+  return send(insert);
 }
 
 export const chdbPath = (c: Readonly<IngestConfig>): string => c.CHDB_PATH ?? join(c.DATA_DIR, 'chdb');
