@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type Envelope, envelopeSchema, eventSchema } from '@wingman/shared';
@@ -154,6 +154,31 @@ describe('EventPublisher without NATS', () => {
     }
     expect(kept + c.dropped).toBe(20);
   });
+
+  it('a disk that refuses the spool costs events, counted, never an exception where they were emitted', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'wingman-pub-'));
+    const spool = new Spool(d, 1 << 20);
+    // The spool's first segment is /dev/full: every write fails with ENOSPC.
+    symlinkSync('/dev/full', join(d, '0000000001.seg'));
+    const { c, metrics } = counters();
+    const pub = new EventPublisher(
+      'relay-t',
+      spool,
+      {
+        maxEvents: 2,
+        maxEnvelopeBytes: 100_000,
+        maxAgeMs: 50,
+        maxBufferBytes: 1 << 20,
+        publishTimeoutMs: 1000,
+      },
+      metrics,
+      createLogger('t', 'silent'),
+    );
+    for (let i = 0; i < 10; i++) expect(() => pub.emit(big(i))).not.toThrow();
+    await pub.close(100);
+    expect(c.dropped).toBe(10);
+    expect(spool.bytes).toBe(0);
+  });
 });
 
 describe('EnvelopeBuilder', () => {
@@ -176,7 +201,10 @@ describe('spool records', () => {
   it('round-trip any id (spaces included) and still read a bare envelope written by an older relay', () => {
     fc.assert(
       fc.property(fc.string(), fc.nat(), fc.json(), (id, events, json) => {
-        expect(fromSpoolRecord(toSpoolRecord({ id, events, json }))).toEqual({ id, events, json });
+        // As written to disk (the envelope as bytes) and read back as text.
+        const written = toSpoolRecord({ id, events, json: Buffer.from(json) });
+        const line = written.map((p) => (typeof p === 'string' ? p : Buffer.from(p).toString())).join('');
+        expect(fromSpoolRecord(line)).toEqual({ id, events, json });
       }),
     );
     const bare = JSON.stringify({ v: 1, relay_id: 'r', id: 'r-1-2', events: [{}, {}] });

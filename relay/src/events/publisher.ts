@@ -41,14 +41,11 @@ export interface Sealed {
 
 /**
  * A sealed envelope as a spool record: `<events> <id length> <id><envelope JSON>`, so a replay
- * reads the id and the count without parsing the whole envelope (up to 512 KiB) again.
+ * reads the id and the count without parsing the whole envelope (up to 512 KiB) again. The
+ * envelope part stays the bytes it was sealed as.
  */
-export function toSpoolRecord(s: Sealed): string {
-  const json =
-    typeof s.json === 'string'
-      ? s.json
-      : Buffer.from(s.json.buffer, s.json.byteOffset, s.json.byteLength).toString('utf8');
-  return `${s.events} ${s.id.length} ${s.id}${json}`;
+export function toSpoolRecord(s: Sealed): [string, Uint8Array | string] {
+  return [`${s.events} ${s.id.length} ${s.id}`, s.json];
 }
 
 export function fromSpoolRecord(record: string): Sealed & { json: string } {
@@ -192,7 +189,19 @@ export class EventPublisher {
   }
 
   private toSpool(s: Sealed, maybePublished = false): void {
-    if (this.spool.append(toSpoolRecord(s), maybePublished)) {
+    let stored: boolean;
+    try {
+      stored = this.spool.append(toSpoolRecord(s), maybePublished);
+    } catch (err) {
+      // A disk error must not reach the request path that emitted the event: count and log it.
+      this.metrics.eventsDropped.inc(s.events);
+      this.log.error(
+        { err: (err as Error).message, envelope: s.id, events: s.events },
+        'event spool write failed: events dropped',
+      );
+      return;
+    }
+    if (stored) {
       this.metrics.spoolBytes.set(this.spool.bytes);
       return;
     }

@@ -1,8 +1,8 @@
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Spool } from './spool.ts';
+import { Spool, SpoolWriteError } from './spool.ts';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'wingman-spool-'));
 
@@ -112,6 +112,32 @@ describe('Spool', () => {
     // Each line: a one-byte flag, the record, a newline.
     expect(s.bytes).toBe(24);
     expect(drain(s)).toEqual(['0123456789', '0123456789']);
+    s.close();
+  });
+
+  it('writes byte parts as they are: records of text and UTF-8 bytes read back as the same text', () => {
+    const s = new Spool(dir(), 1024 * 1024, 10_000);
+    const envelope = '{"ua":"é 😀 \\u2028 \\"q\\""}';
+    expect(s.append(['1 3 abc', Buffer.from(envelope)])).toBe(true);
+    // Each line: a one-byte flag, the record's bytes, a newline.
+    expect(s.bytes).toBe(1 + Buffer.byteLength(`1 3 abc${envelope}`) + 1);
+    expect(s.peek()).toBe(`1 3 abc${envelope}`);
+    // Appended while its segment is being read: the in-memory view gets the same text.
+    s.append([Buffer.from('ü'), 'x']);
+    s.ack();
+    expect(drain(s)).toEqual(['üx']);
+    s.close();
+  });
+
+  it('a write the disk refuses throws SpoolWriteError and leaves the spool as it was', () => {
+    if (!existsSync('/dev/full')) throw new Error('this test needs /dev/full (Linux)');
+    const d = dir();
+    const s = new Spool(d, 1024 * 1024, 10_000);
+    // The first segment's file is /dev/full: every write to it fails with ENOSPC.
+    symlinkSync('/dev/full', join(d, '0000000001.seg'));
+    expect(() => s.append('lost')).toThrow(SpoolWriteError);
+    expect(() => s.append(['lost', Buffer.from('too')])).toThrow(/ENOSPC/);
+    expect(s.bytes).toBe(0);
     s.close();
   });
 });

@@ -1,13 +1,14 @@
 import {
   closeSync,
   fsyncSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
   statSync,
   unlinkSync,
-  writeSync,
+  writevSync,
 } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -32,6 +33,16 @@ import { join } from 'node:path';
  * duplicate window and ingest's replay check keep those that were already
  * published from counting twice.
  */
+/** A spool record: text, or parts (text and UTF-8 bytes) written one after another. */
+export type SpoolRecord = string | readonly (string | Uint8Array)[];
+
+const NEWLINE = Buffer.from('\n');
+
+/** A record could not be written (disk full, I/O error); the segment is left as it was. */
+export class SpoolWriteError extends Error {
+  override name = 'SpoolWriteError';
+}
+
 export class Spool {
   private segments: { seq: number; bytes: number }[] = [];
   private totalBytes = 0;
@@ -79,10 +90,18 @@ export class Spool {
     return join(this.dir, `${String(seq).padStart(10, '0')}.seg`);
   }
 
-  /** Append one record. False, and nothing written, when the spool is full. */
-  append(record: string, maybePublished = false): boolean {
-    const line = `${maybePublished ? '1' : '0'}${record}\n`;
-    const size = Buffer.byteLength(line);
+  /**
+   * Append one record: the concatenation of its parts, text or UTF-8 bytes (an envelope goes in
+   * as the bytes it was sealed as, with no decoding). No part may hold a newline. False, and
+   * nothing written, when the spool is full; a SpoolWriteError when the disk refuses it.
+   */
+  append(record: SpoolRecord, maybePublished = false): boolean {
+    const parts = typeof record === 'string' ? [record] : record;
+    const bufs: Uint8Array[] = [Buffer.from(maybePublished ? '1' : '0')];
+    for (const p of parts) bufs.push(typeof p === 'string' ? Buffer.from(p) : p);
+    bufs.push(NEWLINE);
+    let size = 0;
+    for (const b of bufs) size += b.byteLength;
     if (this.totalBytes + size > this.maxBytes) return false;
     let tail = this.segments.at(-1);
     if (!tail || this.writeFd === undefined || tail.bytes >= this.segmentBytes) {
@@ -91,12 +110,23 @@ export class Spool {
       this.segments.push(tail);
       this.writeFd = openSync(this.file(tail.seq), 'a');
     }
-    writeSync(this.writeFd, line);
+    try {
+      // One writev per record; a short write is as much a failure as an error.
+      const written = writevSync(this.writeFd, bufs);
+      if (written !== size) throw new Error(`short write: ${written} of ${size} bytes`);
+    } catch (err) {
+      // Cut off any partial record, so the segment stays whole lines.
+      try {
+        ftruncateSync(this.writeFd, tail.bytes);
+      } catch {}
+      throw new SpoolWriteError(`spool write failed: ${(err as Error).message}`, { cause: err });
+    }
     tail.bytes += size;
     this.totalBytes += size;
     this.dirty = true;
     // Keep the in-memory view of a segment being read and written at once current.
-    if (this.readLines && this.segments.length === 1) this.readLines.push(line.slice(0, -1));
+    if (this.readLines && this.segments.length === 1)
+      this.readLines.push(Buffer.concat(bufs, size - 1).toString('utf8'));
     return true;
   }
 
