@@ -212,6 +212,15 @@ export class EventPublisher {
     );
   }
 
+  /**
+   * Share of the in-memory queue (EVENT_BUFFER_MAX_BYTES) in use, 0 to 1. At 1, further
+   * envelopes go to the disk spool; a producer that wants to stay off the disk (a benchmark)
+   * waits while it is high.
+   */
+  get queueFill(): number {
+    return this.queueBytes / this.limits.maxBufferBytes;
+  }
+
   private reportDepth(): void {
     let n = this.open.length;
     for (const s of this.queue) n += s.events;
