@@ -1,4 +1,6 @@
 import { mkdtempSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
@@ -7,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestCompletedEvent } from '../../../test/fixtures/events.ts';
 import { loadIngestConfig } from '../config.ts';
 import { isEvent } from '../validate/event-validator.ts';
-import { toRow } from '../validate/plan-batch.ts';
+import { TABLE_COLUMNS, toRow } from '../validate/plan-batch.ts';
 import { encodeRows, insertRows } from './insert.ts';
 import { runMigrations } from './migrate.ts';
 import { createWarehouse, insertEncoded } from './warehouse.ts';
@@ -121,5 +123,79 @@ describe('insertEncoded', () => {
     expect(() => insertEncoded(alien, { ...insert, payload: Buffer.alloc(0) })).toThrow(
       /not made by createWarehouse/,
     );
+  });
+});
+
+/**
+ * A stand-in for a ClickHouse server, named as such: none can run here (Debian's clickhouse-server
+ * is 18.16, older than this schema's types). It records what `@clickhouse/client` sends, to check
+ * our side of the HTTP contract: the statement, the settings and the body, byte for byte.
+ */
+describe('inserts to a ClickHouse server (HTTP stand-in)', () => {
+  async function standIn(answer: (res: ServerResponse) => void) {
+    const seen: { method?: string; url: URL; body: Buffer }[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seen.push({
+          method: req.method,
+          url: new URL(req.url ?? '/', 'http://x'),
+          body: Buffer.concat(chunks),
+        });
+        answer(res);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const server_ch = await createWarehouse(loadIngestConfig({ CLICKHOUSE_URL: `http://127.0.0.1:${port}` }));
+    return {
+      seen,
+      ch: server_ch,
+      close: async () => {
+        await server_ch.close();
+        await new Promise((r) => server.close(r));
+      },
+    };
+  }
+
+  it('sends the same encoded rows as the body of one INSERT, with synchronous-insert settings', async () => {
+    const s = await standIn((res) => res.writeHead(200).end());
+    try {
+      const events = [requestCompletedEvent({ user_agent: 'tab\there' }), requestCompletedEvent()];
+      const rows = events.map((e) => {
+        if (!isEvent(e)) throw new Error('fixture is not a valid event');
+        return toRow(e).row;
+      });
+      await insertRows(s.ch, 'requests', rows);
+      expect(s.seen).toHaveLength(1);
+      const [req] = s.seen;
+      expect(req?.method).toBe('POST');
+      expect(req?.url.searchParams.get('query')).toBe(
+        `INSERT INTO requests (${TABLE_COLUMNS.requests.join(', ')}) FORMAT JSONCompactEachRow`,
+      );
+      expect(req?.url.searchParams.get('async_insert')).toBe('0');
+      expect(req?.url.searchParams.get('wait_for_async_insert')).toBe('0');
+      expect(req?.body.equals(encodeRows('requests', rows))).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a server's error answer rejects the insert, so the worker leaves the batch in JetStream", async () => {
+    const s = await standIn((res) =>
+      res
+        .writeHead(404, { 'x-clickhouse-exception-code': '60' })
+        .end('Code: 60. DB::Exception: Table default.requests does not exist. (UNKNOWN_TABLE)\n'),
+    );
+    try {
+      const e = requestCompletedEvent();
+      if (!isEvent(e)) throw new Error('fixture is not a valid event');
+      await expect(insertRows(s.ch, 'requests', [toRow(e).row])).rejects.toThrow(
+        /UNKNOWN_TABLE|does not exist/,
+      );
+    } finally {
+      await s.close();
+    }
   });
 });

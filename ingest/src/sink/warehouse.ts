@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { IngestConfig } from '../config.ts';
 
 /** Settings for every insert: synchronous inserts (newer servers default to async). */
@@ -33,6 +33,9 @@ export async function createWarehouse(c: Readonly<IngestConfig>): Promise<ClickH
       database: c.CLICKHOUSE_DATABASE,
       clickhouse_settings: INSERT_SETTINGS,
       request_timeout: 30_000,
+      // The client would print its own (non-JSON) error lines to the console; every failure also
+      // reaches our code, which logs it once, through pino.
+      log: { level: ClickHouseLogLevel.OFF },
     });
     senders.set(ch, async ({ table, columns, format, payload }) => {
       const r = await ch.exec({
