@@ -1,4 +1,12 @@
-import { existsSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmdirSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -138,6 +146,20 @@ describe('Spool', () => {
     expect(() => s.append('lost')).toThrow(SpoolWriteError);
     expect(() => s.append(['lost', Buffer.from('too')])).toThrow(/ENOSPC/);
     expect(s.bytes).toBe(0);
+    s.close();
+  });
+
+  it('a segment that cannot be opened throws SpoolWriteError, changes nothing, and the next append tries again', () => {
+    const d = dir();
+    const s = new Spool(d, 1024 * 1024, 10_000);
+    // A directory where the first segment file would go: opening it for append fails (EISDIR).
+    mkdirSync(join(d, '0000000001.seg'));
+    expect(() => s.append('lost')).toThrow(/segment open failed/);
+    expect(s.isEmpty).toBe(true);
+    expect(s.bytes).toBe(0);
+    rmdirSync(join(d, '0000000001.seg'));
+    expect(s.append('kept')).toBe(true);
+    expect(drain(s)).toEqual(['kept']);
     s.close();
   });
 });

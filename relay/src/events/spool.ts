@@ -13,6 +13,16 @@ import {
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+/** A spool record: text, or parts (text and UTF-8 bytes) written one after another. */
+export type SpoolRecord = string | readonly (string | Uint8Array)[];
+
+const NEWLINE = Buffer.from('\n');
+
+/** A record could not be written (disk full, I/O error); the segment is left as it was. */
+export class SpoolWriteError extends Error {
+  override name = 'SpoolWriteError';
+}
+
 /**
  * Append-only disk spool for event envelopes while NATS is unreachable.
  *
@@ -33,16 +43,6 @@ import { join } from 'node:path';
  * duplicate window and ingest's replay check keep those that were already
  * published from counting twice.
  */
-/** A spool record: text, or parts (text and UTF-8 bytes) written one after another. */
-export type SpoolRecord = string | readonly (string | Uint8Array)[];
-
-const NEWLINE = Buffer.from('\n');
-
-/** A record could not be written (disk full, I/O error); the segment is left as it was. */
-export class SpoolWriteError extends Error {
-  override name = 'SpoolWriteError';
-}
-
 export class Spool {
   private segments: { seq: number; bytes: number }[] = [];
   private totalBytes = 0;
@@ -106,9 +106,17 @@ export class Spool {
     let tail = this.segments.at(-1);
     if (!tail || this.writeFd === undefined || tail.bytes >= this.segmentBytes) {
       this.closeWriter();
-      tail = { seq: (tail?.seq ?? 0) + 1, bytes: 0 };
+      const seq = (tail?.seq ?? 0) + 1;
+      let fd: number;
+      try {
+        fd = openSync(this.file(seq), 'a');
+      } catch (err) {
+        // Nothing changed yet: the next append tries a new segment again.
+        throw new SpoolWriteError(`spool segment open failed: ${(err as Error).message}`, { cause: err });
+      }
+      tail = { seq, bytes: 0 };
       this.segments.push(tail);
-      this.writeFd = openSync(this.file(tail.seq), 'a');
+      this.writeFd = fd;
     }
     try {
       // One writev per record; a short write is as much a failure as an error.
