@@ -38,21 +38,47 @@ describe('Spool', () => {
     s.close();
   });
 
-  it('prepare() reads a complete segment ahead, off the event loop; the segment being written is left to peek()', async () => {
+  it('prepare() reads each segment ahead, off the event loop, the one being written included', async () => {
     const d = dir();
     const s = new Spool(d, 1024 * 1024, 16); // 4-byte lines: four per segment
     for (const r of ['a1', 'a2', 'a3', 'a4', 'b1', 'b2', 'b3']) s.append(r);
-    const [first, ...rest] = readdirSync(d).sort();
-    expect(rest.length).toBeGreaterThan(0);
+    const [first, tail, ...none] = readdirSync(d).sort();
+    expect(none).toEqual([]);
     await s.prepare();
     // Loaded: peek() answers from memory, not from the file (overwritten here to tell them apart).
     writeFileSync(join(d, first!), '0zz\n');
     expect(s.peek()).toBe('a1');
-    // Drain the loaded segment; the tail segment is open for appends, so prepare() leaves it.
     while (s.peek()?.startsWith('a')) s.ack();
+    // The tail segment, still open for appends, is loaded the same way; a later append joins it.
     await s.prepare();
+    writeFileSync(join(d, tail!), '0zz\n');
     s.append('b4');
     expect(drain(s)).toEqual(['b1', 'b2', 'b3', 'b4']);
+    s.close();
+  });
+
+  it('records appended while prepare() reads their segment are neither lost nor repeated', async () => {
+    const s = new Spool(dir(), 1024 * 1024, 10_000);
+    for (const r of ['a', 'b']) s.append(r);
+    const reading = s.prepare();
+    s.append('c');
+    s.append('d');
+    await reading;
+    s.append('e');
+    expect(drain(s)).toEqual(['a', 'b', 'c', 'd', 'e']);
+    s.close();
+  });
+
+  it('a peek() while prepare() is reading loads the segment itself; nothing is lost or repeated', async () => {
+    const s = new Spool(dir(), 1024 * 1024, 10_000);
+    s.append('a');
+    const reading = s.prepare();
+    s.append('b');
+    expect(s.peek()).toBe('a');
+    s.append('c');
+    await reading;
+    s.append('d');
+    expect(drain(s)).toEqual(['a', 'b', 'c', 'd']);
     s.close();
   });
 

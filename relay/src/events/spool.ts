@@ -10,7 +10,7 @@ import {
   unlinkSync,
   writevSync,
 } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** A spool record: text, or parts (text and UTF-8 bytes) written one after another. */
@@ -21,6 +21,23 @@ const NEWLINE = Buffer.from('\n');
 /** A record could not be written (disk full, I/O error); the segment is left as it was. */
 export class SpoolWriteError extends Error {
   override name = 'SpoolWriteError';
+}
+
+/** The first `bytes` bytes of a file, as text. */
+async function readPrefix(path: string, bytes: number): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    while (at < bytes) {
+      const { bytesRead } = await fh.read(buf, at, bytes - at, at);
+      if (bytesRead === 0) break;
+      at += bytesRead;
+    }
+    return buf.toString('utf8', 0, at);
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
@@ -51,6 +68,8 @@ export class Spool {
   /** Records of the oldest segment not yet acknowledged, and the cursor into them. */
   private readLines: string[] | undefined;
   private readCursor = 0;
+  /** Records appended to the segment prepare() is reading, while that read is in flight. */
+  private appendedDuringRead: { seq: number; lines: string[] } | undefined;
   private readonly timer: NodeJS.Timeout;
   /** Segments up to this one were on disk when this process started. */
   private readonly inheritedUpTo: number;
@@ -132,30 +151,43 @@ export class Spool {
     tail.bytes += size;
     this.totalBytes += size;
     this.dirty = true;
-    // Keep the in-memory view of a segment being read and written at once current.
-    if (this.readLines && this.segments.length === 1)
-      this.readLines.push(Buffer.concat(bufs, size - 1).toString('utf8'));
+    // Keep the in-memory views of a segment being read and written at once current: the loaded
+    // lines, and those collected while prepare() reads it.
+    const reading = this.appendedDuringRead?.seq === tail.seq ? this.appendedDuringRead.lines : undefined;
+    const loaded = this.readLines && this.segments.length === 1 ? this.readLines : undefined;
+    if (reading || loaded) {
+      const text = Buffer.concat(bufs, size - 1).toString('utf8');
+      reading?.push(text);
+      loaded?.push(text);
+    }
     return true;
   }
 
   /**
-   * Read the oldest segment ahead of `peek`, off the event loop, when that segment is complete
-   * (no longer appended to): a full segment is up to `segmentBytes` (8 MiB) of records. The
-   * segment still being written is left to `peek`, which reads it synchronously so that
-   * records appended meanwhile are neither lost nor read twice.
+   * Read the oldest segment ahead of `peek`, off the event loop: a segment is up to
+   * `segmentBytes` (8 MiB) of records. The segment may still be appended to: the read takes the
+   * bytes it has now (appends are synchronous, so those are whole records), and the records
+   * appended while the read is in flight are collected in memory, so none is lost or read twice.
    */
   async prepare(): Promise<void> {
     const head = this.segments[0];
-    if (!head || this.readLines) return;
-    if (head === this.segments.at(-1) && this.writeFd !== undefined) return;
-    const raw = await readFile(this.file(head.seq), 'utf8');
+    if (!head || this.readLines || this.appendedDuringRead) return;
+    const appended = { seq: head.seq, lines: [] as string[] };
+    this.appendedDuringRead = appended;
+    let raw: string;
+    try {
+      raw = await readPrefix(this.file(head.seq), head.bytes);
+    } finally {
+      this.appendedDuringRead = undefined;
+    }
     // Another caller may have loaded or dropped it while this read was in flight.
     if (this.readLines || this.segments[0] !== head) return;
     this.readLines = raw.split('\n').filter((l) => l.length > 0);
+    for (const line of appended.lines) this.readLines.push(line);
     this.readCursor = 0;
   }
 
-  /** The oldest record not yet acknowledged. */
+  /** The oldest record not yet acknowledged; without a prepare() first, its segment is read synchronously. */
   peek(): string | undefined {
     while (this.segments.length > 0) {
       if (!this.readLines) {
