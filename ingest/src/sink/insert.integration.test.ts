@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestCompletedEvent } from '../../../test/fixtures/events.ts';
 import { loadIngestConfig } from '../config.ts';
 import { isEvent } from '../validate/event-validator.ts';
-import { TABLE_COLUMNS, toRow } from '../validate/plan-batch.ts';
+import { type Row, TABLE_COLUMNS, toRow } from '../validate/plan-batch.ts';
 import { encodeRows, insertRows } from './insert.ts';
 import { runMigrations } from './migrate.ts';
 import { createWarehouse, insertEncoded } from './warehouse.ts';
@@ -23,6 +23,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await ch?.close();
 });
+
+/** The row the worker inserts for an event, which must be valid. */
+function rowOf(e: Record<string, unknown>): Row {
+  if (!isEvent(e)) throw new Error(`not a valid event: ${JSON.stringify(e)}`);
+  return toRow(e).row;
+}
 
 const stored = async (ids: string[]) => {
   const r = await ch.query({
@@ -69,10 +75,7 @@ describe('encoded inserts into chDB', () => {
               bytes_out: i.bytes,
             }),
           );
-          const rows = events.map((e) => {
-            if (!isEvent(e)) throw new Error(`generated an invalid event: ${JSON.stringify(e)}`);
-            return toRow(e).row;
-          });
+          const rows = events.map(rowOf);
           await insertRows(ch, 'requests', rows);
           const back = new Map((await stored(rows.map((r) => r.event_id))).map((r) => [r.event_id, r]));
           for (const r of rows) {
@@ -95,8 +98,7 @@ describe('encoded inserts into chDB', () => {
 
   it('one JSON array per line, columns in TABLE_COLUMNS order', () => {
     const e = requestCompletedEvent({ path: '/a\tb', user_agent: 'say "hi"\n' });
-    if (!isEvent(e)) throw new Error('fixture is not a valid event');
-    const row = toRow(e).row;
+    const row = rowOf(e);
     const lines = encodeRows('requests', [row, row]).toString().split('\n');
     expect(lines).toHaveLength(3);
     expect(lines[2]).toBe('');
@@ -107,12 +109,10 @@ describe('encoded inserts into chDB', () => {
   });
 
   it('a batch with a row the table cannot take rejects as a whole: nothing of it is stored', async () => {
-    const good = requestCompletedEvent();
-    const other = requestCompletedEvent();
-    if (!isEvent(good) || !isEvent(other)) throw new Error('fixture is not a valid event');
-    const bad = { ...toRow(other).row, status: 'not a number' };
-    await expect(insertRows(ch, 'requests', [toRow(good).row, bad])).rejects.toThrow(/Cannot parse input/);
-    expect(await stored([good.event_id, other.event_id])).toEqual([]);
+    const good = rowOf(requestCompletedEvent());
+    const bad = { ...rowOf(requestCompletedEvent()), status: 'not a number' };
+    await expect(insertRows(ch, 'requests', [good, bad])).rejects.toThrow(/Cannot parse input/);
+    expect(await stored([good.event_id, bad.event_id])).toEqual([]);
   });
 });
 
@@ -148,12 +148,12 @@ describe('inserts to a ClickHouse server (HTTP stand-in)', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as AddressInfo;
-    const server_ch = await createWarehouse(loadIngestConfig({ CLICKHOUSE_URL: `http://127.0.0.1:${port}` }));
+    const client = await createWarehouse(loadIngestConfig({ CLICKHOUSE_URL: `http://127.0.0.1:${port}` }));
     return {
       seen,
-      ch: server_ch,
+      ch: client,
       close: async () => {
-        await server_ch.close();
+        await client.close();
         await new Promise((r) => server.close(r));
       },
     };
@@ -163,10 +163,7 @@ describe('inserts to a ClickHouse server (HTTP stand-in)', () => {
     const s = await standIn((res) => res.writeHead(200).end());
     try {
       const events = [requestCompletedEvent({ user_agent: 'tab\there' }), requestCompletedEvent()];
-      const rows = events.map((e) => {
-        if (!isEvent(e)) throw new Error('fixture is not a valid event');
-        return toRow(e).row;
-      });
+      const rows = events.map(rowOf);
       await insertRows(s.ch, 'requests', rows);
       expect(s.seen).toHaveLength(1);
       const [req] = s.seen;
@@ -190,10 +187,7 @@ describe('inserts to a ClickHouse server (HTTP stand-in)', () => {
     );
     try {
       const e = requestCompletedEvent();
-      if (!isEvent(e)) throw new Error('fixture is not a valid event');
-      await expect(insertRows(s.ch, 'requests', [toRow(e).row])).rejects.toThrow(
-        /UNKNOWN_TABLE|does not exist/,
-      );
+      await expect(insertRows(s.ch, 'requests', [rowOf(e)])).rejects.toThrow(/UNKNOWN_TABLE|does not exist/);
     } finally {
       await s.close();
     }
