@@ -5,7 +5,13 @@ import { createLogger, type Envelope, envelopeSchema, eventSchema } from '@wingm
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { requestCompletedInput } from '../../../test/fixtures/events.ts';
-import { EnvelopeBuilder, EventPublisher, fromSpoolRecord, toSpoolRecord } from './publisher.ts';
+import {
+  EnvelopeBuilder,
+  EventPublisher,
+  fromSpoolRecord,
+  type PublisherLimits,
+  toSpoolRecord,
+} from './publisher.ts';
 import { Spool } from './spool.ts';
 
 function counters() {
@@ -24,6 +30,29 @@ function counters() {
   };
 }
 
+/**
+ * A publisher with no JetStream set, so every sealed envelope goes to `spool`; `c.dropped`
+ * counts what it drops.
+ */
+function offlinePublisher(spool: Spool, limits: Partial<PublisherLimits>, relayId = 'relay-t') {
+  const { c, metrics } = counters();
+  const pub = new EventPublisher(
+    relayId,
+    spool,
+    {
+      maxEvents: 1000,
+      maxEnvelopeBytes: 100_000,
+      maxAgeMs: 50,
+      maxBufferBytes: 1 << 20,
+      publishTimeoutMs: 1000,
+      ...limits,
+    },
+    metrics,
+    createLogger('t', 'silent'),
+  );
+  return { pub, c };
+}
+
 const big = (i: number) => ({
   type: 'auth.failed' as const,
   session_id: '',
@@ -35,20 +64,7 @@ const big = (i: number) => ({
 describe('EventPublisher without NATS', () => {
   it('stamps valid events, seals by count, splits envelopes above the byte limit, and spools in order', async () => {
     const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 1024 * 1024);
-    const { metrics } = counters();
-    const pub = new EventPublisher(
-      'relay-t',
-      spool,
-      {
-        maxEvents: 10,
-        maxEnvelopeBytes: 1000,
-        maxAgeMs: 50,
-        maxBufferBytes: 1 << 20,
-        publishTimeoutMs: 1000,
-      },
-      metrics,
-      createLogger('t', 'silent'),
-    );
+    const { pub } = offlinePublisher(spool, { maxEvents: 10, maxEnvelopeBytes: 1000 });
     const before = Date.now();
     for (let i = 0; i < 25; i++) pub.emit(big(i));
     const after = Date.now();
@@ -89,19 +105,7 @@ describe('EventPublisher without NATS', () => {
         fc.integer({ min: 600, max: 4000 }),
         async (agents, limit) => {
           const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 1 << 20);
-          const pub = new EventPublisher(
-            'relay-ü',
-            spool,
-            {
-              maxEvents: 1000,
-              maxEnvelopeBytes: limit,
-              maxAgeMs: 50,
-              maxBufferBytes: 1 << 20,
-              publishTimeoutMs: 1000,
-            },
-            counters().metrics,
-            createLogger('t', 'silent'),
-          );
+          const { pub } = offlinePublisher(spool, { maxEnvelopeBytes: limit }, 'relay-ü');
           // An event of ~1.4 kB: bigger than some limits, and then it still goes, alone in its envelope.
           const sent = [...agents, '😀'.repeat(256)];
           for (const user_agent of sent) pub.emit(requestCompletedInput({ user_agent }));
@@ -130,20 +134,7 @@ describe('EventPublisher without NATS', () => {
 
   it('counts events dropped when the spool is full', async () => {
     const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 600);
-    const { c, metrics } = counters();
-    const pub = new EventPublisher(
-      'relay-t',
-      spool,
-      {
-        maxEvents: 2,
-        maxEnvelopeBytes: 100_000,
-        maxAgeMs: 50,
-        maxBufferBytes: 1 << 20,
-        publishTimeoutMs: 1000,
-      },
-      metrics,
-      createLogger('t', 'silent'),
-    );
+    const { pub, c } = offlinePublisher(spool, { maxEvents: 2 });
     for (let i = 0; i < 20; i++) pub.emit(big(i));
     await pub.close(100);
     expect(c.dropped).toBeGreaterThan(0);
@@ -160,20 +151,7 @@ describe('EventPublisher without NATS', () => {
     const spool = new Spool(d, 1 << 20);
     // The spool's first segment is /dev/full: every write fails with ENOSPC.
     symlinkSync('/dev/full', join(d, '0000000001.seg'));
-    const { c, metrics } = counters();
-    const pub = new EventPublisher(
-      'relay-t',
-      spool,
-      {
-        maxEvents: 2,
-        maxEnvelopeBytes: 100_000,
-        maxAgeMs: 50,
-        maxBufferBytes: 1 << 20,
-        publishTimeoutMs: 1000,
-      },
-      metrics,
-      createLogger('t', 'silent'),
-    );
+    const { pub, c } = offlinePublisher(spool, { maxEvents: 2 });
     for (let i = 0; i < 10; i++) expect(() => pub.emit(big(i))).not.toThrow();
     await pub.close(100);
     expect(c.dropped).toBe(10);
