@@ -11,10 +11,10 @@
  *   2. lag: with ingest running, events are published at `rate` per second for
  *      a few seconds; lag = ingested_at - ts per event.
  * Exactly-once is checked over both phases. ingest_cpu_us_per_event is ingest's CPU (all its
- * threads) per event in phase 1's drain, ingest_cpu_us_per_event_at_rate the same in phase 2. publisher_cpu_us_per_event is the relay's side of
- * phase 1: this process's CPU (user + system) per event emitted and published. Ingest runs as
- * `npm start` runs it next to the relay, with INGEST_SCHED=idle, unless INGEST_SCHED in the
- * environment says otherwise.
+ * threads) per event in phase 1's drain, ingest_cpu_us_per_event_at_rate the same in phase 2.
+ * publisher_cpu_us_per_event is the relay's side of phase 1: this process's CPU (user + system)
+ * per event emitted and published. Ingest runs as `npm start` runs it next to the relay, with
+ * INGEST_SCHED=idle, unless INGEST_SCHED in the environment says otherwise.
  * Last line: one JSON object.
  */
 import { mkdtempSync } from 'node:fs';

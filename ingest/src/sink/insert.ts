@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { compactRows, type Row, TABLE_COLUMNS, type TableName } from '../validate/plan-batch.ts';
+import { type Row, TABLE_COLUMNS, type TableName } from '../validate/plan-batch.ts';
 import { insertEncoded } from './warehouse.ts';
 
 /**
@@ -7,8 +7,10 @@ import { insertEncoded } from './warehouse.ts';
  * one string and one UTF-8 conversion.
  */
 export function encodeRows(table: TableName, rows: readonly Row[]): Buffer {
+  const cols = TABLE_COLUMNS[table];
   let text = '';
-  for (const line of compactRows(table, rows)) text += `${JSON.stringify(line)}\n`;
+  // A missing value goes as null, which the column turns into its default.
+  for (const r of rows) text += `${JSON.stringify(cols.map((c) => r[c] ?? null))}\n`;
   return Buffer.from(text);
 }
 

@@ -88,12 +88,6 @@ export const TABLE_COLUMNS: Readonly<Record<TableName, readonly string[]>> = {
   security: ['event_id', 'ts', 'type', 'relay_id', 'session_id', 'ip', 'key', 'reason'],
 };
 
-/** Rows as arrays in TABLE_COLUMNS order, for a JSONCompactEachRow insert. */
-export function compactRows(table: TableName, rows: readonly Row[]): unknown[][] {
-  const cols = TABLE_COLUMNS[table];
-  return rows.map((r) => cols.map((c) => r[c] ?? null));
-}
-
 export interface InboundMessage {
   data: Uint8Array;
   /** JetStream redelivered it, or the relay replayed it from its spool: its events may already be stored. */

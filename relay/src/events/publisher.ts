@@ -39,6 +39,9 @@ export interface Sealed {
   events: number;
 }
 
+/** An envelope as sealed: its UTF-8 bytes, which is how it waits in the in-memory queue. */
+export type SealedBytes = Sealed & { json: Uint8Array };
+
 /**
  * A sealed envelope as a spool record: `<events> <id length> <id><envelope JSON>`, so a replay
  * reads the id and the count without parsing the whole envelope (up to 512 KiB) again. The
@@ -72,7 +75,7 @@ export class EventPublisher {
   /** emit() time of each open event (its `ts`). */
   private openTs: number[] = [];
   private openSince = 0;
-  private queue: Sealed[] = [];
+  private queue: SealedBytes[] = [];
   private queueBytes = 0;
   private seq = 0;
   private readonly bootId = randomBytes(4).toString('hex');
@@ -290,8 +293,7 @@ export class EventPublisher {
         this.headAttempted = false;
         this.metrics.spoolBytes.set(this.spool.bytes);
       } else {
-        this.queue.shift();
-        this.queueBytes -= heldBytes(sealed);
+        this.queueBytes -= heldBytes(this.queue.shift()!);
         this.reportDepth();
       }
     }
@@ -325,8 +327,8 @@ export class EventPublisher {
 }
 
 /** Memory an envelope in the queue holds: its whole buffer, which may be larger than the envelope. */
-function heldBytes(s: Sealed): number {
-  return typeof s.json === 'string' ? s.json.length : s.json.buffer.byteLength;
+function heldBytes(s: SealedBytes): number {
+  return s.json.buffer.byteLength;
 }
 
 /**
@@ -375,7 +377,7 @@ export class EnvelopeBuilder {
    * Close the envelope. A small one (sealed by age) is copied out, so a queue of them does not hold
    * maxEnvelopeBytes of memory each.
    */
-  finish(): Sealed {
+  finish(): SealedBytes {
     this.buf[this.off++] = 0x5d; // ]
     this.buf[this.off++] = 0x7d; // }
     const used = this.buf.subarray(0, this.off);

@@ -16,6 +16,9 @@ import { join } from 'node:path';
 /** A spool record: text, or parts (text and UTF-8 bytes) written one after another. */
 export type SpoolRecord = string | readonly (string | Uint8Array)[];
 
+/** A line's first byte: the record may already be in JetStream, or it never left this process. */
+const FLAG_MAYBE_PUBLISHED = Buffer.from('1');
+const FLAG_NEW = Buffer.from('0');
 const NEWLINE = Buffer.from('\n');
 
 /** A record could not be written (disk full, I/O error); the segment is left as it was. */
@@ -116,7 +119,7 @@ export class Spool {
    */
   append(record: SpoolRecord, maybePublished = false): boolean {
     const parts = typeof record === 'string' ? [record] : record;
-    const bufs: Uint8Array[] = [Buffer.from(maybePublished ? '1' : '0')];
+    const bufs: Uint8Array[] = [maybePublished ? FLAG_MAYBE_PUBLISHED : FLAG_NEW];
     for (const p of parts) bufs.push(typeof p === 'string' ? Buffer.from(p) : p);
     bufs.push(NEWLINE);
     let size = 0;
