@@ -132,6 +132,34 @@ describe('EventPublisher without NATS', () => {
     );
   });
 
+  it('seals a full batch a slice per turn of the event loop, in order; a backlog past its bound is sealed at once', async () => {
+    const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 1 << 24);
+    // ~8 events per envelope, so envelopes reach the spool while a batch is still being sealed.
+    const { pub } = offlinePublisher(spool, { maxEvents: 1000, maxEnvelopeBytes: 2000, maxAgeMs: 60_000 });
+    const turn = () => new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 1000; i++) pub.emit(big(i));
+    // The batch is full and closed, but emit() did not write it: that waits for the loop.
+    expect(spool.bytes).toBe(0);
+    await turn();
+    const afterOneTurn = spool.bytes;
+    for (let i = 0; i < 20; i++) await turn();
+    const wholeBatch = spool.bytes;
+    // One turn wrote one slice (128 of the 1000 events), and later turns the rest.
+    expect(afterOneTurn).toBeGreaterThan(0);
+    expect(afterOneTurn).toBeLessThan(wholeBatch / 4);
+    // Five batches with no turn in between: past four waiting, all are sealed in emit() itself.
+    for (let i = 1000; i < 6000; i++) pub.emit(big(i));
+    expect(spool.bytes).toBeGreaterThan(wholeBatch * 4);
+    await pub.close(100);
+    const reasons: string[] = [];
+    for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
+      for (const e of envelopeSchema.parse(JSON.parse(fromSpoolRecord(r).json)).events)
+        reasons.push((eventSchema.parse(e) as { reason: string }).reason.split(':')[0]!);
+      spool.ack();
+    }
+    expect(reasons).toEqual(Array.from({ length: 6000 }, (_, i) => String(i)));
+  });
+
   it('counts events dropped when the spool is full', async () => {
     const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 600);
     const { pub, c } = offlinePublisher(spool, { maxEvents: 2 });
