@@ -5,7 +5,7 @@
  * this machine, in one run, with wrk as the load generator:
  *   - 64-byte responses at 32 connections (requests/s, p50, p99);
  *   - 1 MiB responses at 4 connections (MiB/s).
- * With --events, nats-server and the ingest worker start, and four pairs of
+ * With --events, nats-server and the ingest worker start, and eight pairs (--pairs) of
  * tunnels run one pair after the other, each pair side by side: one relay with
  * events off, one with events on (every request an event). In each pair 64-byte
  * runs of 4 s alternate between them in ABBA order (off, on, on, off), so drift
@@ -49,9 +49,14 @@ const args = benchArgs({
   // Diagnostic: start ingest only after the measured rounds, so they show the relay + NATS share alone.
   'ingest-after': { type: 'boolean', default: false },
   'ingest-sched': { type: 'string', default: 'idle' },
+  /** Fresh off/on tunnel pairs with --events (default 8; 1 with --smoke). */
+  pairs: { type: 'string' },
 });
 const ingestSched = ingestSchedArg(args['ingest-sched']);
 const seconds = Number(args.seconds ?? (args.smoke ? 2 : 10));
+const pairs = Number(args.pairs ?? (args.smoke ? 1 : 8));
+if (!Number.isInteger(pairs) || pairs < 1)
+  throw new Error(`--pairs must be a whole number ≥ 1, not ${args.pairs}`);
 const MIB = 1024 * 1024;
 
 ensureWrk();
@@ -164,6 +169,13 @@ async function eventsOnOff(
     errors: sum(offRuns, (w) => w.errors) + sum(onRuns, (w) => w.errors),
     missing: stored < 0 ? completed : Math.max(0, completed - stored),
     rounds: [offRuns.map((w) => Math.round(w.rps)), onRuns.map((w) => Math.round(w.rps))],
+    /** Each pair's own on/off ratio (its two runs each): how far one pair alone strays. */
+    pairRatios: Array.from({ length: pairs }, (_, p) =>
+      round(
+        (onRuns[2 * p]!.rps + onRuns[2 * p + 1]!.rps) / (offRuns[2 * p]!.rps + offRuns[2 * p + 1]!.rps),
+        3,
+      ),
+    ),
     cpuPerK: {
       off: cpuOff.perThousand(sum(offRuns, (w) => w.requests)),
       on: cpuOn.perThousand(sum(onRuns, (w) => w.requests)),
@@ -194,7 +206,7 @@ try {
     ev = await eventsOnOff(
       natsProc.url,
       nc,
-      args.smoke ? 1 : 4,
+      pairs,
       args.smoke ? 2 : 4,
       pipelinePids,
       args['ingest-after'] ? runIngest : async () => {},
@@ -205,6 +217,7 @@ try {
       `1 MiB @4c: direct ${round(directLarge.mibPerS, 1)} MiB/s, tunnel ${round(large.mibPerS, 1)} MiB/s\n` +
       (ev
         ? `events off/on, interleaved rounds (rps): ${JSON.stringify(ev.rounds)}; events missing in ClickHouse: ${ev.missing}\n` +
+          `on/off ratio of each pair: ${ev.pairRatios.join(', ')}\n` +
           `CPU ms per 1000 requests, events off: ${JSON.stringify(ev.cpuPerK.off)}\n` +
           `CPU ms per 1000 requests, events on:  ${JSON.stringify(ev.cpuPerK.on)}\n`
         : ''),
