@@ -169,6 +169,8 @@ export class EventPublisher {
 
   private readonly sealTurn = (): void => {
     this.sealScheduled = false;
+    // close() sealed everything itself, and its spool is closed: nothing to publish from here.
+    if (this.closed) return;
     this.sealSome(SEAL_SLICE);
     if (this.sealing.length > 0 && !this.sealScheduled) {
       this.sealScheduled = true;
