@@ -15,8 +15,11 @@ import { startWorker } from './worker.ts';
 describe('ingest worker (real nats-server, real chDB, in this process)', () => {
   const cleanup: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
-    for (const f of cleanup.splice(0).reverse()) await f();
-  });
+    // Each step gets at most 5 s: a worker stuck in a pull (the fault the second test injects, if
+    // the worker ever stops ending it) must not leave nats-server running after the suite.
+    for (const f of cleanup.splice(0).reverse())
+      await Promise.race([f(), new Promise((r) => setTimeout(r, 5000))]);
+  }, 30_000);
 
   /**
    * nats-server, chDB and the schema, with `envelopes` envelopes of 10 events for `session`
