@@ -166,6 +166,7 @@ async function eventsOnOff(
     offRps: sum(offRuns, (w) => w.rps) / offRuns.length,
     onRps: sum(onRuns, (w) => w.rps) / onRuns.length,
     onP99Ms: Math.max(...onRuns.map((w) => w.p99Ms)),
+    offP99Ms: Math.max(...offRuns.map((w) => w.p99Ms)),
     errors: sum(offRuns, (w) => w.errors) + sum(onRuns, (w) => w.errors),
     missing: stored < 0 ? completed : Math.max(0, completed - stored),
     rounds: [offRuns.map((w) => Math.round(w.rps)), onRuns.map((w) => Math.round(w.rps))],
@@ -239,6 +240,7 @@ try {
         ? {
             tunnel_rps_events_off: round(ev.offRps, 0),
             tunnel_rps_events_on: round(ev.onRps, 0),
+            tunnel_p99_ms_events_off: round(ev.offP99Ms),
             tunnel_p99_ms_events_on: round(ev.onP99Ms),
             ratio_events_on_off: round(ev.onRps / ev.offRps, 3),
             events_missing: ev.missing,
