@@ -21,6 +21,8 @@ export default defineConfig({
   test: {
     include: ['**/src/**/*.test.ts', 'test/**/*.test.ts'],
     exclude: ['**/node_modules/**'],
+    // Temporary directories the tests made (nats-server stores, chDB data, spools) go after each file.
+    setupFiles: ['test/setup/temp-dirs.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Integration tests spawn relays, clients, NATS and ingest workers; keep them from fighting over 2 cores.

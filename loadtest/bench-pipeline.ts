@@ -17,9 +17,6 @@
  * INGEST_SCHED=idle, unless INGEST_SCHED in the environment says otherwise.
  * Last line: one JSON object.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createLogger, migrateJetStream } from '@wingman/shared';
@@ -27,6 +24,7 @@ import { loadIngestConfig } from '../ingest/src/config.ts';
 import { EventPublisher } from '../relay/src/events/publisher.ts';
 import { Spool } from '../relay/src/events/spool.ts';
 import { eventually, natsConnect, sql, startIngest, startNats } from '../test/helpers/pipeline.ts';
+import { tempDir } from '../test/helpers/temp-dir.ts';
 import { benchArgs, cpuMs, ingestSchedArg, round } from './harness.ts';
 
 const ingestSched = ingestSchedArg(process.env.INGEST_SCHED);
@@ -48,7 +46,7 @@ function makePublisher(nc: NatsConnection) {
   const noop = { inc() {}, observe() {}, set() {} };
   const publisher = new EventPublisher(
     'bench-relay',
-    new Spool(mkdtempSync(join(tmpdir(), 'wingman-bench-spool-')), 1024 ** 3),
+    new Spool(tempDir('wingman-bench-spool-'), 1024 ** 3),
     {
       maxEvents: 1000,
       maxEnvelopeBytes: 512 * 1024,

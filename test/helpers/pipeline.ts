@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Topology } from '@wingman/shared';
 import { Proc, spawnTs } from './processes.ts';
+import { tempDir } from './temp-dir.ts';
 
 /** Lowest port the kernel hands out for outgoing connections (ip_local_port_range). */
 function ephemeralLow(): number {
@@ -51,7 +50,7 @@ export interface NatsProc extends Proc {
 /** A real nats-server with JetStream on loopback; pass port and storeDir to restart the same server. */
 export async function startNats(opts: { port?: number; storeDir?: string } = {}): Promise<NatsProc> {
   const port = opts.port ?? (await freePort());
-  const storeDir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'wingman-nats-'));
+  const storeDir = opts.storeDir ?? tempDir('wingman-nats-');
   const p = new Proc(
     spawn('nats-server', ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -75,7 +74,7 @@ export async function startIngest(
   env: Record<string, string> = {},
   nodeArgs: string[] = [],
 ): Promise<IngestProc> {
-  const chdbPath = env.CHDB_PATH ?? mkdtempSync(join(tmpdir(), 'wingman-chdb-'));
+  const chdbPath = env.CHDB_PATH ?? tempDir('wingman-chdb-');
   const p = spawnTs(
     ['ingest/src/main.ts'],
     {

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { tempDir } from './temp-dir.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const TEST_TOKEN = 'test-token-0123456789';
@@ -138,7 +138,7 @@ export async function startRelay(
       RELAY_TOKEN: TEST_TOKEN,
       RELAY_DOMAIN: 'localhost',
       LOG_LEVEL: 'info',
-      DATA_DIR: mkdtempSync(join(tmpdir(), 'wingman-relay-')),
+      DATA_DIR: tempDir('wingman-relay-'),
       // Tunnel-only tests run without NATS; pipeline tests pass NATS_URL.
       EVENTS_ENABLED: env.NATS_URL ? 'true' : 'false',
       ...env,
@@ -179,7 +179,7 @@ export async function startClient(
   appPort: number,
   opts: { args?: string[]; home?: string; token?: string; waitSession?: boolean } = {},
 ): Promise<ClientProc> {
-  const home = opts.home ?? mkdtempSync(join(tmpdir(), 'wingman-home-'));
+  const home = opts.home ?? tempDir('wingman-home-');
   const child = spawn(
     process.execPath,
     [

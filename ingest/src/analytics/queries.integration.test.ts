@@ -1,10 +1,10 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { type EventInput, newEventId, type WingmanEvent } from '@wingman/shared';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../../../test/helpers/temp-dir.ts';
 import { loadIngestConfig } from '../config.ts';
 import { insertRows } from '../sink/insert.ts';
 import { runMigrations } from '../sink/migrate.ts';
@@ -172,7 +172,7 @@ async function named(query: string, params: Record<string, unknown> = {}) {
 }
 
 beforeAll(async () => {
-  const config = loadIngestConfig({ CHDB_PATH: mkdtempSync(join(tmpdir(), 'wingman-chdb-q-')) });
+  const config = loadIngestConfig({ CHDB_PATH: tempDir('wingman-chdb-q-') });
   ch = await createWarehouse(config);
   await runMigrations(ch, { rawTtlDays: 30 });
   await insertEvents(seed());

@@ -1,11 +1,9 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type FetchOptions, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createLogger, migrateJetStream, Topology } from '@wingman/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { envelopeJson, requestCompletedEvent } from '../../../test/fixtures/events.ts';
 import { eventually, natsConnect, startNats } from '../../../test/helpers/pipeline.ts';
+import { tempDir } from '../../../test/helpers/temp-dir.ts';
 import { loadIngestConfig } from '../config.ts';
 import { createIngestMetrics } from '../observability/metrics.ts';
 import { runMigrations } from '../sink/migrate.ts';
@@ -33,7 +31,7 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
     cleanup.push(() => nc.close());
     const config = loadIngestConfig({
       NATS_URL: nats.url,
-      CHDB_PATH: mkdtempSync(join(tmpdir(), 'wingman-worker-chdb-')),
+      CHDB_PATH: tempDir('wingman-worker-chdb-'),
       ACK_WAIT_MS: '30000',
       ...env,
     });

@@ -1,12 +1,10 @@
-import { mkdtempSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestCompletedEvent } from '../../../test/fixtures/events.ts';
+import { tempDir } from '../../../test/helpers/temp-dir.ts';
 import { loadIngestConfig } from '../config.ts';
 import { isEvent } from '../validate/event-validator.ts';
 import { type Row, TABLE_COLUMNS, toRow } from '../validate/plan-batch.ts';
@@ -17,7 +15,7 @@ import { createWarehouse, insertEncoded } from './warehouse.ts';
 /** Real embedded chDB (this file runs in its own process): rows go in as the worker sends them. */
 let ch: ClickHouseClient;
 beforeAll(async () => {
-  ch = await createWarehouse(loadIngestConfig({ CHDB_PATH: mkdtempSync(join(tmpdir(), 'wingman-insert-')) }));
+  ch = await createWarehouse(loadIngestConfig({ CHDB_PATH: tempDir('wingman-insert-') }));
   await runMigrations(ch, { rawTtlDays: 30 });
 });
 afterAll(async () => {

@@ -1,10 +1,10 @@
-import { mkdtempSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger, type Envelope, envelopeSchema, eventSchema } from '@wingman/shared';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { requestCompletedInput } from '../../../test/fixtures/events.ts';
+import { tempDir } from '../../../test/helpers/temp-dir.ts';
 import {
   EnvelopeBuilder,
   EventPublisher,
@@ -63,7 +63,7 @@ const big = (i: number) => ({
 /** Without NATS (no JetStream set), sealed envelopes go to the spool, where the test reads them back. */
 describe('EventPublisher without NATS', () => {
   it('stamps valid events, seals by count, splits envelopes above the byte limit, and spools in order', async () => {
-    const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 1024 * 1024);
+    const spool = new Spool(tempDir('wingman-pub-'), 1024 * 1024);
     const { pub } = offlinePublisher(spool, { maxEvents: 10, maxEnvelopeBytes: 1000 });
     const before = Date.now();
     for (let i = 0; i < 25; i++) pub.emit(big(i));
@@ -104,7 +104,7 @@ describe('EventPublisher without NATS', () => {
         ),
         fc.integer({ min: 600, max: 4000 }),
         async (agents, limit) => {
-          const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 1 << 20);
+          const spool = new Spool(tempDir('wingman-pub-'), 1 << 20);
           const { pub } = offlinePublisher(spool, { maxEnvelopeBytes: limit }, 'relay-ü');
           // An event of ~1.4 kB: bigger than some limits, and then it still goes, alone in its envelope.
           const sent = [...agents, '😀'.repeat(256)];
@@ -133,7 +133,7 @@ describe('EventPublisher without NATS', () => {
   });
 
   it('seals a full batch a slice per turn of the event loop, in order; a backlog past its bound is sealed at once', async () => {
-    const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 1 << 24);
+    const spool = new Spool(tempDir('wingman-pub-'), 1 << 24);
     // ~8 events per envelope, so envelopes reach the spool while a batch is still being sealed.
     const { pub } = offlinePublisher(spool, { maxEvents: 1000, maxEnvelopeBytes: 2000, maxAgeMs: 60_000 });
     const turn = () => new Promise((r) => setImmediate(r));
@@ -161,7 +161,7 @@ describe('EventPublisher without NATS', () => {
   });
 
   it('counts events dropped when the spool is full', async () => {
-    const spool = new Spool(mkdtempSync(join(tmpdir(), 'wingman-pub-')), 600);
+    const spool = new Spool(tempDir('wingman-pub-'), 600);
     const { pub, c } = offlinePublisher(spool, { maxEvents: 2 });
     for (let i = 0; i < 20; i++) pub.emit(big(i));
     await pub.close(100);
@@ -175,7 +175,7 @@ describe('EventPublisher without NATS', () => {
   });
 
   it('a disk that refuses the spool costs events, counted, never an exception where they were emitted', async () => {
-    const d = mkdtempSync(join(tmpdir(), 'wingman-pub-'));
+    const d = tempDir('wingman-pub-');
     const spool = new Spool(d, 1 << 20);
     // The spool's first segment is /dev/full: every write fails with ENOSPC.
     symlinkSync('/dev/full', join(d, '0000000001.seg'));

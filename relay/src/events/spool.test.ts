@@ -1,18 +1,10 @@
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmdirSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../../test/helpers/temp-dir.ts';
 import { Spool, SpoolWriteError } from './spool.ts';
 
-const dir = () => mkdtempSync(join(tmpdir(), 'wingman-spool-'));
+const dir = () => tempDir('wingman-spool-');
 
 function drain(s: Spool): string[] {
   const out: string[] = [];
