@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { ConfigError, createLogger, migrateJetStream, Topology } from '@wingman/shared';
+import { ConfigError, createLogger, migrateJetStream, Topology, WingmanError } from '@wingman/shared';
 import { serveSql } from './analytics/sql-service.ts';
 import { type IngestConfig, loadIngestConfig } from './config.ts';
 import { startWorker } from './consume/worker.ts';
@@ -38,7 +38,17 @@ async function main(): Promise<void> {
     waitOnFirstConnect: true,
   });
   const jsm = await jetstreamManager(nc);
-  await migrateJetStream(nc, jsm, config);
+  try {
+    await migrateJetStream(nc, jsm, config);
+  } catch (err) {
+    // A setup problem the operator must fix (JetStreamStorageError: not enough disk for the
+    // streams): say it once, plainly, and stop.
+    if (!(err instanceof WingmanError)) throw err;
+    log.fatal({ code: err.code }, err.message);
+    process.exitCode = 1;
+    await nc.close();
+    return;
+  }
   const js = jetstream(nc);
 
   const ch = await createWarehouse(config);

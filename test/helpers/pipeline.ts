@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Topology } from '@wingman/shared';
@@ -48,14 +49,22 @@ export interface NatsProc extends Proc {
 }
 
 /** A real nats-server with JetStream on loopback; pass port and storeDir to restart the same server. */
-export async function startNats(opts: { port?: number; storeDir?: string } = {}): Promise<NatsProc> {
+export async function startNats(
+  opts: {
+    port?: number;
+    storeDir?: string /** nats-server config file text, e.g. JetStream limits. */;
+    config?: string;
+  } = {},
+): Promise<NatsProc> {
   const port = opts.port ?? (await freePort());
   const storeDir = opts.storeDir ?? tempDir('wingman-nats-');
-  const p = new Proc(
-    spawn('nats-server', ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  ) as NatsProc;
+  const args = ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)];
+  if (opts.config !== undefined) {
+    const file = join(tempDir('wingman-nats-conf-'), 'nats.conf');
+    writeFileSync(file, opts.config);
+    args.push('-c', file);
+  }
+  const p = new Proc(spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })) as NatsProc;
   await p.waitFor((l) => l.includes('Server is ready'));
   p.port = port;
   p.url = `nats://127.0.0.1:${port}`;

@@ -12,6 +12,7 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { envInt } from '../config/load-config.ts';
+import { WingmanError } from '../errors/catalogue.ts';
 
 /** Subjects and names of the event pipeline. */
 export const Topology = {
@@ -73,6 +74,29 @@ export function streamConfigs(c: NatsConfig): (Partial<StreamConfig> & { name: s
   ];
 }
 
+/** nats-server cannot reserve a stream's max_bytes: more disk (or a lower limit) is needed. */
+export class JetStreamStorageError extends WingmanError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('JETSTREAM_STORAGE', message, options);
+    this.name = 'JetStreamStorageError';
+  }
+}
+
+/** JetStream's "insufficient storage resources available" (err_code 10047), said in terms of our config. */
+function storageError(
+  err: unknown,
+  cfg: { name: string; max_bytes?: number },
+): JetStreamStorageError | undefined {
+  if (!(err instanceof JetStreamApiError) || err.code !== 10047) return undefined;
+  const gib = ((cfg.max_bytes ?? 0) / 1024 ** 3).toFixed(2);
+  return new JetStreamStorageError(
+    `nats-server cannot reserve ${gib} GiB for stream ${cfg.name} (its max_bytes, set by EVENTS_MAX_BYTES): ` +
+      'its JetStream file store limit is lower. Unless max_file_store is set, nats-server takes 75% of ' +
+      'the disk that is free when it starts. Free disk space, lower EVENTS_MAX_BYTES, or raise max_file_store.',
+    { cause: err },
+  );
+}
+
 /**
  * Create or update the streams, the ingest consumer and the KV buckets.
  * Idempotent: both services run it at start, and `npm run migrate` alone.
@@ -84,11 +108,15 @@ export async function migrateJetStream(
 ): Promise<void> {
   for (const cfg of streamConfigs(c)) {
     try {
-      await jsm.streams.info(cfg.name);
-      await jsm.streams.update(cfg.name, cfg);
+      try {
+        await jsm.streams.info(cfg.name);
+        await jsm.streams.update(cfg.name, cfg);
+      } catch (err) {
+        if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
+        await jsm.streams.add(cfg);
+      }
     } catch (err) {
-      if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
-      await jsm.streams.add(cfg);
+      throw storageError(err, cfg) ?? err;
     }
   }
   const consumer = {
