@@ -3,17 +3,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const made: string[] = [];
+let exitHooked = false;
 
 /**
  * A new empty directory under the OS temp dir (`prefix` + random), removed with everything in it
  * when this process exits, or, under vitest, after each test file (test/setup/temp-dirs.ts:
- * vitest ends its workers without an 'exit' event). Tests and benchmarks make many: nats-server stores, chDB data, spools,
- * client homes. Left behind, they filled this machine's disk (64 GiB over a few days of runs) until
- * JetStream refused to create its streams.
+ * vitest ends its workers without an 'exit' event). Tests and benchmarks make many: nats-server
+ * stores, chDB data, spools, client homes. Left behind, they filled this machine's disk (64 GiB
+ * over a few days of runs) until JetStream refused to create its streams.
  */
 export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  if (made.length === 0) process.once('exit', removeTempDirs);
+  // Once per process: a vitest worker empties `made` after every file and must not add a listener each time.
+  if (!exitHooked) {
+    exitHooked = true;
+    process.once('exit', removeTempDirs);
+  }
   made.push(dir);
   return dir;
 }

@@ -94,7 +94,7 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
     p.start(async (opts: FetchOptions) => {
       const real = await p.consumer.fetch(opts);
       if (++pulls > 1) return real;
-      return (async function* () {
+      const failing = (async function* () {
         let n = 0;
         for await (const m of real) {
           yield m;
@@ -102,7 +102,11 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
         }
         injected = n;
         throw new Error('injected failure: 2 heartbeats missed');
-      })() as unknown as Awaited<ReturnType<typeof p.consumer.fetch>>;
+      })();
+      // The worker may stop() a pull it waited on past its expiry; this one fails before that.
+      return Object.assign(failing, { stop: () => real.stop() }) as unknown as Awaited<
+        ReturnType<typeof p.consumer.fetch>
+      >;
     });
     await p.expectAllStoredOnce();
     expect(injected).toBe(2);

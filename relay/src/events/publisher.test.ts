@@ -53,6 +53,22 @@ function offlinePublisher(spool: Spool, limits: Partial<PublisherLimits>, relayI
   return { pub, c };
 }
 
+/**
+ * Every envelope in `spool`, oldest first, read back and acknowledged: its spool record and its
+ * JSON parsed by the shared schema. A record's event count must match its envelope's.
+ */
+function drainEnvelopes(spool: Spool): { json: string; id: string; envelope: Envelope }[] {
+  const out: { json: string; id: string; envelope: Envelope }[] = [];
+  for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
+    const sealed = fromSpoolRecord(r);
+    const envelope = envelopeSchema.parse(JSON.parse(sealed.json));
+    expect(sealed.events).toBe(envelope.events.length);
+    out.push({ json: sealed.json, id: sealed.id, envelope });
+    spool.ack();
+  }
+  return out;
+}
+
 const big = (i: number) => ({
   type: 'auth.failed' as const,
   session_id: '',
@@ -70,13 +86,10 @@ describe('EventPublisher without NATS', () => {
     const after = Date.now();
     await pub.close(100);
     const envelopes: Envelope[] = [];
-    for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
-      const sealed = fromSpoolRecord(r);
-      expect(Buffer.byteLength(sealed.json)).toBeLessThanOrEqual(1000);
-      const envelope = envelopeSchema.parse(JSON.parse(sealed.json));
-      expect([sealed.id, sealed.events]).toEqual([envelope.id, envelope.events.length]);
+    for (const { json, id, envelope } of drainEnvelopes(spool)) {
+      expect(Buffer.byteLength(json)).toBeLessThanOrEqual(1000);
+      expect(id).toBe(envelope.id);
       envelopes.push(envelope);
-      spool.ack();
     }
     const events = envelopes.flatMap((e) => e.events).map((e) => eventSchema.parse(e));
     expect(events.map((e) => (e as { reason: string }).reason.split(':')[0])).toEqual(
@@ -111,18 +124,14 @@ describe('EventPublisher without NATS', () => {
           for (const user_agent of sent) pub.emit(requestCompletedInput({ user_agent }));
           await pub.close(100);
           const received: string[] = [];
-          for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
-            const sealed = fromSpoolRecord(r);
-            const envelope = envelopeSchema.parse(JSON.parse(sealed.json));
-            expect(sealed.events).toBe(envelope.events.length);
+          for (const { json, envelope } of drainEnvelopes(spool)) {
             // Only an event that alone exceeds the limit makes an envelope bigger than it.
-            if (Buffer.byteLength(sealed.json) > limit) expect(envelope.events.length).toBe(1);
+            if (Buffer.byteLength(json) > limit) expect(envelope.events.length).toBe(1);
             for (const e of envelope.events) {
               const event = eventSchema.parse(e);
               expect(event.relay_id).toBe('relay-ü');
               received.push((event as { user_agent: string }).user_agent);
             }
-            spool.ack();
           }
           // JSON.stringify escapes lone surrogates, so each string comes back exactly as emitted.
           expect(received).toEqual(sent);
@@ -151,12 +160,9 @@ describe('EventPublisher without NATS', () => {
     for (let i = 1000; i < 6000; i++) pub.emit(big(i));
     expect(spool.bytes).toBeGreaterThan(wholeBatch * 4);
     await pub.close(100);
-    const reasons: string[] = [];
-    for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
-      for (const e of envelopeSchema.parse(JSON.parse(fromSpoolRecord(r).json)).events)
-        reasons.push((eventSchema.parse(e) as { reason: string }).reason.split(':')[0]!);
-      spool.ack();
-    }
+    const reasons = drainEnvelopes(spool).flatMap(({ envelope }) =>
+      envelope.events.map((e) => (eventSchema.parse(e) as { reason: string }).reason.split(':')[0]),
+    );
     expect(reasons).toEqual(Array.from({ length: 6000 }, (_, i) => String(i)));
   });
 
@@ -166,11 +172,7 @@ describe('EventPublisher without NATS', () => {
     for (let i = 0; i < 20; i++) pub.emit(big(i));
     await pub.close(100);
     expect(c.dropped).toBeGreaterThan(0);
-    let kept = 0;
-    for (let r = spool.peek(); r !== undefined; r = spool.peek()) {
-      kept += envelopeSchema.parse(JSON.parse(fromSpoolRecord(r).json)).events.length;
-      spool.ack();
-    }
+    const kept = drainEnvelopes(spool).reduce((n, { envelope }) => n + envelope.events.length, 0);
     expect(kept + c.dropped).toBe(20);
   });
 
