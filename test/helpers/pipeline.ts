@@ -52,7 +52,8 @@ export interface NatsProc extends Proc {
 export async function startNats(
   opts: {
     port?: number;
-    storeDir?: string /** nats-server config file text, e.g. JetStream limits. */;
+    storeDir?: string;
+    /** nats-server config file text, e.g. JetStream limits. */
     config?: string;
   } = {},
 ): Promise<NatsProc> {

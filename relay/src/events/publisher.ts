@@ -86,8 +86,6 @@ export class EventPublisher {
   private sealedUpTo = 0;
   /** The envelope `sealing[0]` is being written into, between slices. */
   private builder: EnvelopeBuilder | undefined;
-  /** Events in `sealing` not yet written into an envelope. */
-  private unsealed = 0;
   private sealScheduled = false;
   private queue: SealedBytes[] = [];
   private queueBytes = 0;
@@ -156,7 +154,6 @@ export class EventPublisher {
   private seal(): void {
     if (this.open.length === 0) return;
     this.sealing.push({ events: this.open, times: this.openTs });
-    this.unsealed += this.open.length;
     this.open = [];
     this.openTs = [];
     // A loop that cannot keep up (or a burst) must not pile up unsealed events without bound.
@@ -172,7 +169,7 @@ export class EventPublisher {
     // close() sealed everything itself, and its spool is closed: nothing to publish from here.
     if (this.closed) return;
     this.sealSome(SEAL_SLICE);
-    if (this.sealing.length > 0 && !this.sealScheduled) {
+    if (this.sealing.length > 0) {
       this.sealScheduled = true;
       setImmediate(this.sealTurn);
     }
@@ -202,7 +199,6 @@ export class EventPublisher {
         }
       }
       budget -= end - this.sealedUpTo;
-      this.unsealed -= end - this.sealedUpTo;
       if (end < events.length) {
         this.sealedUpTo = end;
         this.builder = b;
@@ -278,6 +274,13 @@ export class EventPublisher {
    */
   get queueFill(): number {
     return this.queueBytes / this.limits.maxBufferBytes;
+  }
+
+  /** Events in `sealing` not yet written into an envelope (a walk over the few waiting batches). */
+  private get unsealed(): number {
+    let n = -this.sealedUpTo;
+    for (const batch of this.sealing) n += batch.events.length;
+    return n;
   }
 
   private reportDepth(): void {

@@ -97,6 +97,21 @@ function storageError(
   );
 }
 
+/** Update a stream to `cfg`, or create it if nats-server has none of that name. */
+async function putStream(
+  jsm: JetStreamManager,
+  cfg: Partial<StreamConfig> & { name: string },
+): Promise<void> {
+  try {
+    await jsm.streams.info(cfg.name);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
+    await jsm.streams.add(cfg);
+    return;
+  }
+  await jsm.streams.update(cfg.name, cfg);
+}
+
 /**
  * Create or update the streams, the ingest consumer and the KV buckets.
  * Idempotent: both services run it at start, and `npm run migrate` alone.
@@ -107,17 +122,9 @@ export async function migrateJetStream(
   c: NatsConfig,
 ): Promise<void> {
   for (const cfg of streamConfigs(c)) {
-    try {
-      try {
-        await jsm.streams.info(cfg.name);
-        await jsm.streams.update(cfg.name, cfg);
-      } catch (err) {
-        if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
-        await jsm.streams.add(cfg);
-      }
-    } catch (err) {
+    await putStream(jsm, cfg).catch((err: unknown) => {
       throw storageError(err, cfg) ?? err;
-    }
+    });
   }
   const consumer = {
     durable_name: Topology.ingestConsumer,
