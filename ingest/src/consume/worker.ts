@@ -4,13 +4,14 @@ import { headers as natsHeaders } from '@nats-io/transport-node';
 import { type Logger, Topology } from '@wingman/shared';
 import type { IngestConfig } from '../config.ts';
 import type { IngestMetrics } from '../observability/metrics.ts';
-import { insertRows } from '../sink/insert.ts';
+import { insertLines } from '../sink/insert.ts';
 import {
   type BatchPlan,
+  chTime,
   emptyPlan,
   planMessage,
-  type Row,
   type TableName,
+  type TableRows,
   withoutStored,
 } from '../validate/plan-batch.ts';
 
@@ -49,19 +50,19 @@ export function startWorker(deps: {
   /** Insert every table's rows; returns the time spent checking for already-stored events. */
   async function insertPlan(plan: BatchPlan): Promise<number> {
     let checkMs = 0;
-    for (const [table, rows] of plan.rows) {
-      let toInsert: Row[] = rows;
+    for (const [table, rows] of plan.tables) {
+      let toInsert = rows;
       const maybe = plan.maybeStored.get(table);
       if (maybe && maybe.size > 0) {
         const t = performance.now();
         toInsert = withoutStored(rows, await storedIds(ch, table, rows, maybe));
         checkMs += performance.now() - t;
       }
-      if (toInsert.length === 0) continue;
+      if (toInsert.lines.length === 0) continue;
       const end = metrics.insertDuration.startTimer({ table });
-      await insertRows(ch, table, toInsert);
+      await insertLines(ch, table, toInsert.lines);
       end();
-      metrics.rowsInserted.inc({ table }, toInsert.length);
+      metrics.rowsInserted.inc({ table }, toInsert.lines.length);
     }
     return checkMs;
   }
@@ -212,19 +213,12 @@ export function startWorker(deps: {
 async function storedIds(
   ch: ClickHouseClient,
   table: TableName,
-  rows: readonly Row[],
+  rows: Readonly<TableRows>,
   candidates: ReadonlySet<string>,
 ): Promise<Set<string>> {
-  // Row times are chTime text ("seconds.millis"): compare them as numbers, not as strings.
-  let min = rows[0]!.ts;
-  let max = min;
-  for (const r of rows) {
-    if (Number(r.ts) < Number(min)) min = r.ts;
-    else if (Number(r.ts) > Number(max)) max = r.ts;
-  }
   const result = await ch.query({
     query: `SELECT event_id FROM ${table} WHERE ts >= {min:DateTime64(3, 'UTC')} AND ts <= {max:DateTime64(3, 'UTC')} AND event_id IN {ids:Array(String)}`,
-    query_params: { min, max, ids: [...candidates] },
+    query_params: { min: chTime(rows.minTs), max: chTime(rows.maxTs), ids: [...candidates] },
     format: 'JSONEachRow',
   });
   return new Set((await result.json<{ event_id: string }>()).map((r) => r.event_id));

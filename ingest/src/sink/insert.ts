@@ -1,30 +1,37 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { type Row, TABLE_COLUMNS, type TableName } from '../validate/plan-batch.ts';
+import { encodeRow, type Row, TABLE_COLUMNS, type TableName } from '../validate/plan-batch.ts';
 import { insertEncoded } from './warehouse.ts';
 
-/**
- * Rows as JSONCompactEachRow: one JSON array per line, in TABLE_COLUMNS order, encoded once as
- * one string and one UTF-8 conversion.
- */
-export function encodeRows(table: TableName, rows: readonly Row[]): Buffer {
-  const cols = TABLE_COLUMNS[table];
-  let text = '';
-  // A missing value goes as null, which the column turns into its default.
-  for (const r of rows) text += `${JSON.stringify(cols.map((c) => r[c] ?? null))}\n`;
-  return Buffer.from(text);
+/** JSONCompactEachRow lines (encodeRow) as the insert's bytes: one string, one UTF-8 conversion. */
+export function encodeLines(lines: readonly string[]): Buffer {
+  return Buffer.from(`${lines.join('\n')}\n`);
 }
 
-/** One synchronous insert of rows into a raw table (and through its materialized views). */
-export async function insertRows(
+/** Rows as JSONCompactEachRow: one JSON array per line, in TABLE_COLUMNS order. */
+export function encodeRows(table: TableName, rows: readonly Row[]): Buffer {
+  return encodeLines(rows.map((r) => encodeRow(table, r)));
+}
+
+/** One synchronous insert of encoded rows into a raw table (and through its materialized views). */
+export async function insertLines(
   ch: ClickHouseClient,
   table: TableName,
-  rows: readonly Row[],
+  lines: readonly string[],
 ): Promise<void> {
-  if (rows.length === 0) return;
+  if (lines.length === 0) return;
   await insertEncoded(ch, {
     table,
     columns: TABLE_COLUMNS[table],
     format: 'JSONCompactEachRow',
-    payload: encodeRows(table, rows),
+    payload: encodeLines(lines),
   });
+}
+
+/** insertLines for rows not yet encoded. */
+export function insertRows(ch: ClickHouseClient, table: TableName, rows: readonly Row[]): Promise<void> {
+  return insertLines(
+    ch,
+    table,
+    rows.map((r) => encodeRow(table, r)),
+  );
 }

@@ -3,7 +3,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { retryDelay } from '../consume/worker.ts';
 import { frameworkOf } from './enrich.ts';
-import { chTime, planBatch, withoutStored } from './plan-batch.ts';
+import {
+  type BatchPlan,
+  chTime,
+  planBatch,
+  TABLE_COLUMNS,
+  type TableName,
+  withoutStored,
+} from './plan-batch.ts';
 
 const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
 const event = (over: Record<string, unknown> = {}) => ({
@@ -23,6 +30,16 @@ const event = (over: Record<string, unknown> = {}) => ({
 });
 const envelope = (events: unknown[]) => ({ v: 1, relay_id: 'r1', id: 'r1-x-1', events });
 
+/** A table's planned lines read back as rows by column name; null values (column defaults) left out. */
+function rowsOf(plan: BatchPlan, table: TableName): Record<string, unknown>[] | undefined {
+  const cols = TABLE_COLUMNS[table];
+  return plan.tables.get(table)?.lines.map((line) => {
+    const values = JSON.parse(line) as unknown[];
+    expect(values).toHaveLength(cols.length);
+    return Object.fromEntries(cols.map((c, i) => [c, values[i]]).filter(([, v]) => v !== null));
+  });
+}
+
 describe('planBatch', () => {
   it('routes events to their family tables and bad input to the DLQ with reasons', () => {
     const good = event();
@@ -35,7 +52,7 @@ describe('planBatch', () => {
       },
     ]);
     expect(plan.events).toBe(2);
-    expect(plan.rows.get('websockets')).toEqual([
+    expect(rowsOf(plan, 'websockets')).toEqual([
       {
         event_id: good.event_id,
         ts: '1795780800.123', // 2026-11-27 12:00:00.123 UTC
@@ -49,7 +66,7 @@ describe('planBatch', () => {
         close_code: 1000,
       },
     ]);
-    expect(plan.rows.get('security')?.[0]).toMatchObject({
+    expect(rowsOf(plan, 'security')?.[0]).toMatchObject({
       type: 'auth.failed',
       ip: '1.2.3.4',
       reason: 'wrong token',
@@ -60,8 +77,18 @@ describe('planBatch', () => {
       'invalid event',
     ]);
     expect(plan.dlq[1]!.reason).toContain('close_code');
+    expect(plan.tables.get('websockets')?.ids).toEqual([good.event_id]);
     // Only events from messages that may repeat are checked against storage.
     expect([...plan.maybeStored.keys()]).toEqual(['security']);
+  });
+
+  it("keeps each table's time range for the stored-id lookup", () => {
+    const at = (ts: number) => event({ ts });
+    const plan = planBatch([
+      { data: enc(envelope([at(5000), at(1000), at(9000), at(3000)])), mayRepeat: true },
+    ]);
+    expect(plan.tables.get('websockets')).toMatchObject({ minTs: 1000, maxTs: 9000 });
+    expect(rowsOf(plan, 'websockets')?.map((r) => r.ts)).toEqual(['5.000', '1.000', '9.000', '3.000']);
   });
 
   it('never throws on arbitrary bytes', () => {
@@ -80,13 +107,18 @@ describe('planBatch', () => {
 
 describe('helpers', () => {
   it('withoutStored drops stored ids and repeats within the batch', () => {
-    const rows = [
-      { event_id: 'a', ts: '' },
-      { event_id: 'b', ts: '' },
-      { event_id: 'b', ts: '' },
-      { event_id: 'c', ts: '' },
-    ];
-    expect(withoutStored(rows, new Set(['c'])).map((r) => r.event_id)).toEqual(['a', 'b']);
+    const rows = {
+      ids: ['a', 'b', 'b', 'c'],
+      lines: ['["a"]', '["b"]', '["b"]', '["c"]'],
+      minTs: 1,
+      maxTs: 2,
+    };
+    expect(withoutStored(rows, new Set(['c']))).toEqual({
+      ids: ['a', 'b'],
+      lines: ['["a"]', '["b"]'],
+      minTs: 1,
+      maxTs: 2,
+    });
   });
 
   it('retryDelay doubles up to the cap', () => {

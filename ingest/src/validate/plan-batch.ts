@@ -88,6 +88,29 @@ export const TABLE_COLUMNS: Readonly<Record<TableName, readonly string[]>> = {
   security: ['event_id', 'ts', 'type', 'relay_id', 'session_id', 'ip', 'key', 'reason'],
 };
 
+/**
+ * A row as one JSONCompactEachRow line, without its newline: the values in TABLE_COLUMNS order,
+ * a missing one as null. Compiled once per table into a function that reads each column as a
+ * fixed property, which V8 inlines: 0.83 µs per requests row, against 1.31 for
+ * `cols.map((c) => row[c])` with its dynamic keys (docs/performance.md, ninth session).
+ */
+export function encodeRow(table: TableName, row: Row): string {
+  return ROW_ENCODERS[table](row);
+}
+
+function compileRowEncoder(cols: readonly string[]): (row: Row) => string {
+  // The names come from TABLE_COLUMNS above, never from input; still, only plain identifiers.
+  for (const c of cols)
+    if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new Error(`column ${c} is not an identifier`);
+  return new Function('r', `return JSON.stringify([${cols.map((c) => `r.${c} ?? null`).join(', ')}]);`) as (
+    row: Row,
+  ) => string;
+}
+
+const ROW_ENCODERS = Object.fromEntries(
+  Object.entries(TABLE_COLUMNS).map(([table, cols]) => [table, compileRowEncoder(cols)]),
+) as Record<TableName, (row: Row) => string>;
+
 export interface InboundMessage {
   data: Uint8Array;
   /** JetStream redelivered it, or the relay replayed it from its spool: its events may already be stored. */
@@ -106,9 +129,24 @@ export interface DlqEntry {
   payload: Uint8Array | string;
 }
 
+/**
+ * One table's rows in a batch, encoded as they are planned: each event becomes its
+ * JSONCompactEachRow line at once, so a batch holds strings, not ~20-field row objects that live
+ * through the plan's slices and the previous insert (old-generation garbage).
+ */
+export interface TableRows {
+  /** One line per row (encodeRow), without the newline. */
+  lines: string[];
+  /** The event_id of each line. */
+  ids: string[];
+  /** Earliest and latest event time, ms: the range a stored-id lookup searches. */
+  minTs: number;
+  maxTs: number;
+}
+
 export interface BatchPlan {
-  rows: Map<TableName, Row[]>;
-  /** Rows whose events may already be in ClickHouse, by table: check before inserting. */
+  tables: Map<TableName, TableRows>;
+  /** Event ids that may already be in ClickHouse, by table: check before inserting. */
   maybeStored: Map<TableName, Set<string>>;
   dlq: DlqEntry[];
   events: number;
@@ -258,7 +296,7 @@ export function planBatch(messages: readonly InboundMessage[]): BatchPlan {
 }
 
 export function emptyPlan(): BatchPlan {
-  return { rows: new Map(), maybeStored: new Map(), dlq: [], events: 0 };
+  return { tables: new Map(), maybeStored: new Map(), dlq: [], events: 0 };
 }
 
 /** Add one message (an envelope of events) to a plan; planBatch is this over a whole batch. */
@@ -275,24 +313,34 @@ export function planMessage(plan: BatchPlan, msg: InboundMessage): void {
       continue;
     }
     plan.events++;
-    const { table, row } = toRow(ev.value);
-    const list = plan.rows.get(table);
-    if (list) list.push(row);
-    else plan.rows.set(table, [row]);
+    const e = ev.value;
+    const { table, row } = toRow(e);
+    let rows = plan.tables.get(table);
+    if (!rows) {
+      rows = { lines: [], ids: [], minTs: e.ts, maxTs: e.ts };
+      plan.tables.set(table, rows);
+    }
+    rows.lines.push(encodeRow(table, row));
+    rows.ids.push(e.event_id);
+    if (e.ts < rows.minTs) rows.minTs = e.ts;
+    if (e.ts > rows.maxTs) rows.maxTs = e.ts;
     if (msg.mayRepeat) {
       const ids = plan.maybeStored.get(table);
-      if (ids) ids.add(row.event_id);
-      else plan.maybeStored.set(table, new Set([row.event_id]));
+      if (ids) ids.add(e.event_id);
+      else plan.maybeStored.set(table, new Set([e.event_id]));
     }
   }
 }
 
 /** Drop rows whose event ids are already stored, and repeats within the batch itself. */
-export function withoutStored(rows: readonly Row[], stored: ReadonlySet<string>): Row[] {
+export function withoutStored(rows: Readonly<TableRows>, stored: ReadonlySet<string>): TableRows {
   const seen = new Set<string>();
-  return rows.filter((r) => {
-    if (stored.has(r.event_id) || seen.has(r.event_id)) return false;
-    seen.add(r.event_id);
-    return true;
+  const kept: TableRows = { lines: [], ids: [], minTs: rows.minTs, maxTs: rows.maxTs };
+  rows.ids.forEach((id, i) => {
+    if (stored.has(id) || seen.has(id)) return;
+    seen.add(id);
+    kept.ids.push(id);
+    kept.lines.push(rows.lines[i]!);
   });
+  return kept;
 }
