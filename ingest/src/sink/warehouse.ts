@@ -3,8 +3,14 @@ import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { IngestConfig } from '../config.ts';
 
-/** Settings for every insert: synchronous inserts (newer servers default to async). */
-export const INSERT_SETTINGS = { async_insert: 0, wait_for_async_insert: 0 } as const;
+/**
+ * Settings for every insert. Synchronous inserts (newer servers default to async). And no
+ * `optimize_on_insert`: ReplacingMergeTree would otherwise sort and collapse each inserted block
+ * by its key, ~0.5 µs per row (docs/performance.md, ninth session), to remove repeats that
+ * ingest already removed (withoutStored); a repeat that still got in collapses on merge, and the
+ * queries allow for it (docs/events.md, "Exactly once").
+ */
+export const INSERT_SETTINGS = { async_insert: 0, wait_for_async_insert: 0, optimize_on_insert: 0 } as const;
 
 /** Rows already encoded in `format`, one per line, for `table (columns)`. */
 export interface EncodedInsert {
