@@ -10,7 +10,8 @@
  * events off, one with events on (every request an event). In each pair 64-byte
  * runs of 4 s alternate between them in ABBA order (off, on, on, off), so drift
  * on a shared machine hits both alike, and the line gains "ratio_events_on_off"
- * (mean requests/s on / off over all runs). Every request through the events-on
+ * (mean requests/s on / off over all runs) and "ratio_events_on_off_ci95", a 95% interval
+ * from the pairs' own ratios: how far one run can be trusted. Every request through the events-on
  * tunnels is then looked up in ClickHouse: "events_missing" must be 0.
  * With --events --ingest-after, ingest starts only after the rounds (events wait
  * in JetStream): the ratio then shows what the relay and nats-server cost alone.
@@ -35,6 +36,7 @@ import {
   CpuMeter,
   ensureWrk,
   ingestSchedArg,
+  meanCi95,
   round,
   startClient,
   startLocalApp,
@@ -243,6 +245,8 @@ try {
             tunnel_p99_ms_events_off: round(ev.offP99Ms),
             tunnel_p99_ms_events_on: round(ev.onP99Ms),
             ratio_events_on_off: round(ev.onRps / ev.offRps, 3),
+            // How sure one run is of its ratio: over the pairs' own ratios (absent for one pair).
+            ratio_events_on_off_ci95: meanCi95(ev.pairRatios)?.map((x) => round(x, 3)),
             events_missing: ev.missing,
             ingest_sched: ingestSched,
           }

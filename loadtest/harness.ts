@@ -90,6 +90,25 @@ export function ingestSchedArg(value: string | undefined): IngestConfig['INGEST_
 
 export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
 
+/** Two-sided 95% quantiles of Student's t, by degrees of freedom (1–30). */
+const T95 = [
+  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131,
+  2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/**
+ * A 95% confidence interval for the mean of independent samples (Student's t), or undefined for
+ * fewer than two. Beyond 30 degrees of freedom it uses t = 2.0, a little wider than exact.
+ */
+export function meanCi95(samples: readonly number[]): [number, number] | undefined {
+  const n = samples.length;
+  if (n < 2) return undefined;
+  const mean = samples.reduce((a, b) => a + b, 0) / n;
+  const variance = samples.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
+  const half = (T95[n - 2] ?? 2.0) * Math.sqrt(variance / n);
+  return [mean - half, mean + half];
+}
+
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
 /** CPU time (user + system) a process has used, in ms, from /proc; 0 once it is gone. */
