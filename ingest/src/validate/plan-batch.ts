@@ -132,7 +132,7 @@ export interface DlqEntry {
 /**
  * One table's rows in a batch, encoded as they are planned: each event becomes its
  * JSONCompactEachRow line at once, so a batch holds strings, not ~20-field row objects that live
- * through the plan's slices and the previous insert (old-generation garbage).
+ * through the plan's slices and the previous insert.
  */
 export interface TableRows {
   /** One line per row (encodeRow), without the newline. */
