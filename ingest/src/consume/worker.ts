@@ -9,9 +9,9 @@ import {
   type BatchPlan,
   chTime,
   emptyPlan,
+  type MaybeStored,
   planMessage,
   type TableName,
-  type TableRows,
   withoutStored,
 } from '../validate/plan-batch.ts';
 
@@ -53,9 +53,9 @@ export function startWorker(deps: {
     for (const [table, rows] of plan.tables) {
       let toInsert = rows;
       const maybe = plan.maybeStored.get(table);
-      if (maybe && maybe.size > 0) {
+      if (maybe) {
         const t = performance.now();
-        toInsert = withoutStored(rows, await storedIds(ch, table, rows, maybe));
+        toInsert = withoutStored(rows, await storedIds(ch, table, maybe));
         checkMs += performance.now() - t;
       }
       if (toInsert.lines.length === 0) continue;
@@ -209,16 +209,15 @@ export function startWorker(deps: {
   };
 }
 
-/** Event ids among `candidates` already in `table`, looked up within the rows' time range (partition pruning). */
+/** Which of the events that may be stored already are in `table`, looked up within their time range (partition pruning). */
 async function storedIds(
   ch: ClickHouseClient,
   table: TableName,
-  rows: Readonly<TableRows>,
-  candidates: ReadonlySet<string>,
+  maybe: Readonly<MaybeStored>,
 ): Promise<Set<string>> {
   const result = await ch.query({
     query: `SELECT event_id FROM ${table} WHERE ts >= {min:DateTime64(3, 'UTC')} AND ts <= {max:DateTime64(3, 'UTC')} AND event_id IN {ids:Array(String)}`,
-    query_params: { min: chTime(rows.minTs), max: chTime(rows.maxTs), ids: [...candidates] },
+    query_params: { min: chTime(maybe.minTs), max: chTime(maybe.maxTs), ids: [...maybe.ids] },
     format: 'JSONEachRow',
   });
   return new Set((await result.json<{ event_id: string }>()).map((r) => r.event_id));

@@ -82,13 +82,20 @@ describe('planBatch', () => {
     expect([...plan.maybeStored.keys()]).toEqual(['security']);
   });
 
-  it("keeps each table's time range for the stored-id lookup", () => {
+  it('keeps the ids and time range of the events that may be stored, and only of those', () => {
     const at = (ts: number) => event({ ts });
+    const [a, b, c, d] = [at(1000), at(5000), at(3000), at(9000)];
     const plan = planBatch([
-      { data: enc(envelope([at(5000), at(1000), at(9000), at(3000)])), mayRepeat: true },
+      { data: enc(envelope([a, d])), mayRepeat: false },
+      { data: enc(envelope([b, c])), mayRepeat: true },
     ]);
-    expect(plan.tables.get('websockets')).toMatchObject({ minTs: 1000, maxTs: 9000 });
-    expect(rowsOf(plan, 'websockets')?.map((r) => r.ts)).toEqual(['5.000', '1.000', '9.000', '3.000']);
+    expect(plan.maybeStored.get('websockets')).toEqual({
+      ids: new Set([b.event_id, c.event_id]),
+      minTs: 3000,
+      maxTs: 5000,
+    });
+    expect(plan.tables.get('websockets')?.ids).toEqual([a, d, b, c].map((e) => e.event_id));
+    expect(rowsOf(plan, 'websockets')?.map((r) => r.ts)).toEqual(['1.000', '9.000', '5.000', '3.000']);
   });
 
   it('never throws on arbitrary bytes', () => {
@@ -107,18 +114,8 @@ describe('planBatch', () => {
 
 describe('helpers', () => {
   it('withoutStored drops stored ids and repeats within the batch', () => {
-    const rows = {
-      ids: ['a', 'b', 'b', 'c'],
-      lines: ['["a"]', '["b"]', '["b"]', '["c"]'],
-      minTs: 1,
-      maxTs: 2,
-    };
-    expect(withoutStored(rows, new Set(['c']))).toEqual({
-      ids: ['a', 'b'],
-      lines: ['["a"]', '["b"]'],
-      minTs: 1,
-      maxTs: 2,
-    });
+    const rows = { ids: ['a', 'b', 'b', 'c'], lines: ['["a"]', '["b"]', '["b"]', '["c"]'] };
+    expect(withoutStored(rows, new Set(['c']))).toEqual({ ids: ['a', 'b'], lines: ['["a"]', '["b"]'] });
   });
 
   it('retryDelay doubles up to the cap', () => {

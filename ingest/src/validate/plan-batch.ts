@@ -139,15 +139,20 @@ export interface TableRows {
   lines: string[];
   /** The event_id of each line. */
   ids: string[];
-  /** Earliest and latest event time, ms: the range a stored-id lookup searches. */
+}
+
+/** A table's events that may already be stored, and the time range to look for them in. */
+export interface MaybeStored {
+  ids: Set<string>;
+  /** Earliest and latest of their event times, ms. */
   minTs: number;
   maxTs: number;
 }
 
 export interface BatchPlan {
   tables: Map<TableName, TableRows>;
-  /** Event ids that may already be in ClickHouse, by table: check before inserting. */
-  maybeStored: Map<TableName, Set<string>>;
+  /** Events that may already be in ClickHouse, by table: check before inserting. */
+  maybeStored: Map<TableName, MaybeStored>;
   dlq: DlqEntry[];
   events: number;
 }
@@ -317,17 +322,19 @@ export function planMessage(plan: BatchPlan, msg: InboundMessage): void {
     const { table, row } = toRow(e);
     let rows = plan.tables.get(table);
     if (!rows) {
-      rows = { lines: [], ids: [], minTs: e.ts, maxTs: e.ts };
+      rows = { lines: [], ids: [] };
       plan.tables.set(table, rows);
     }
     rows.lines.push(encodeRow(table, row));
     rows.ids.push(e.event_id);
-    if (e.ts < rows.minTs) rows.minTs = e.ts;
-    if (e.ts > rows.maxTs) rows.maxTs = e.ts;
     if (msg.mayRepeat) {
-      const ids = plan.maybeStored.get(table);
-      if (ids) ids.add(e.event_id);
-      else plan.maybeStored.set(table, new Set([e.event_id]));
+      const maybe = plan.maybeStored.get(table);
+      if (!maybe) plan.maybeStored.set(table, { ids: new Set([e.event_id]), minTs: e.ts, maxTs: e.ts });
+      else {
+        maybe.ids.add(e.event_id);
+        if (e.ts < maybe.minTs) maybe.minTs = e.ts;
+        if (e.ts > maybe.maxTs) maybe.maxTs = e.ts;
+      }
     }
   }
 }
@@ -335,7 +342,7 @@ export function planMessage(plan: BatchPlan, msg: InboundMessage): void {
 /** Drop rows whose event ids are already stored, and repeats within the batch itself. */
 export function withoutStored(rows: Readonly<TableRows>, stored: ReadonlySet<string>): TableRows {
   const seen = new Set<string>();
-  const kept: TableRows = { lines: [], ids: [], minTs: rows.minTs, maxTs: rows.maxTs };
+  const kept: TableRows = { lines: [], ids: [] };
   rows.ids.forEach((id, i) => {
     if (stored.has(id) || seen.has(id)) return;
     seen.add(id);
