@@ -4,11 +4,11 @@ import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestCompletedEvent } from '../../../test/fixtures/events.ts';
+import { encodeRows, insertRows } from '../../../test/helpers/rows.ts';
 import { tempDir } from '../../../test/helpers/temp-dir.ts';
 import { loadIngestConfig } from '../config.ts';
 import { isEvent } from '../validate/event-validator.ts';
 import { type Row, TABLE_COLUMNS, toRow } from '../validate/plan-batch.ts';
-import { encodeRows, insertRows } from './insert.ts';
 import { runMigrations } from './migrate.ts';
 import { createWarehouse, insertEncoded } from './warehouse.ts';
 

@@ -1,15 +1,10 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { encodeRow, type Row, TABLE_COLUMNS, type TableName } from '../validate/plan-batch.ts';
+import { TABLE_COLUMNS, type TableName } from '../validate/plan-batch.ts';
 import { insertEncoded } from './warehouse.ts';
 
 /** JSONCompactEachRow lines (encodeRow) as the insert's bytes: one string, one UTF-8 conversion. */
 export function encodeLines(lines: readonly string[]): Buffer {
   return Buffer.from(`${lines.join('\n')}\n`);
-}
-
-/** Rows as JSONCompactEachRow: one JSON array per line, in TABLE_COLUMNS order. */
-export function encodeRows(table: TableName, rows: readonly Row[]): Buffer {
-  return encodeLines(rows.map((r) => encodeRow(table, r)));
 }
 
 /** One synchronous insert of encoded rows into a raw table (and through its materialized views). */
@@ -25,13 +20,4 @@ export async function insertLines(
     format: 'JSONCompactEachRow',
     payload: encodeLines(lines),
   });
-}
-
-/** insertLines for rows not yet encoded. */
-export function insertRows(ch: ClickHouseClient, table: TableName, rows: readonly Row[]): Promise<void> {
-  return insertLines(
-    ch,
-    table,
-    rows.map((r) => encodeRow(table, r)),
-  );
 }
