@@ -22,6 +22,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createLogger, migrateJetStream } from '@wingman/shared';
 import { loadIngestConfig } from '../ingest/src/config.ts';
 import { EventPublisher } from '../relay/src/events/publisher.ts';
+import { jetStreamSink } from '../relay/src/events/sink.ts';
 import { Spool } from '../relay/src/events/spool.ts';
 import { eventually, natsConnect, sql, startIngest, startNats } from '../test/helpers/pipeline.ts';
 import { tempDir } from '../test/helpers/temp-dir.ts';
@@ -68,7 +69,7 @@ function makePublisher(nc: NatsConnection) {
     },
     createLogger('bench', 'warn'),
   );
-  publisher.setJetStream(jetstream(nc));
+  publisher.setSink(jetStreamSink(jetstream(nc)));
   let seq = 0;
   const emit = (phase: string) =>
     publisher.emit({

@@ -1,51 +1,127 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { type Logger, migrateJetStream, type NatsConfig } from '@wingman/shared';
+import { Worker } from 'node:worker_threads';
+import { type Logger, type NatsConfig, natsConfigShape } from '@wingman/shared';
 import type { EventPublisher } from './publisher.ts';
+import type { EventSink, PublishOptions } from './sink.ts';
+
+/** Messages to the NATS worker thread (nats-worker.ts). */
+export type ToNatsWorker =
+  | { type: 'publish'; n: number; subject: string; data: Uint8Array | string; opts: PublishOptions }
+  | { type: 'close' };
+
+/** Messages from the NATS worker thread. */
+export type FromNatsWorker =
+  | { type: 'link'; up: boolean; first: boolean }
+  | { type: 'published'; n: number; error?: string }
+  | { type: 'failed'; error: string }
+  | { type: 'closed' };
+
+export interface NatsLink {
+  /** The worker thread that holds the NATS connection; undefined while it is being restarted. */
+  readonly thread: Worker | undefined;
+  /** Stop publishing, drain the NATS connection and end the thread (terminated after 1 s). */
+  close(): Promise<void>;
+}
+
+/** After the worker thread dies (it should not), a new one starts this much later. */
+const RESTART_MS = 1000;
 
 /**
- * Connect to NATS in the background and keep the publisher pointed at
- * JetStream while connected. The relay serves tunnels whether or not NATS is
- * up: until it is, events go to the spool.
+ * Connect to NATS in the background, on a worker thread, and keep the
+ * publisher pointed at it while connected. The relay serves tunnels whether or
+ * not NATS is up: until it is, events go to the spool. The publish itself (a
+ * socket write of up to EVENT_ENVELOPE_MAX_BYTES) happens on that thread, off
+ * the event loop that serves visitors; the envelope is copied to it.
  */
-export function linkNats(
-  config: NatsConfig,
-  publisher: EventPublisher,
-  log: Logger,
-): { close(): Promise<void> } {
-  let nc: NatsConnection | undefined;
+export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Logger): NatsLink {
+  let worker: Worker | undefined;
   let closed = false;
-  const ready = (async () => {
-    nc = await connect({
-      servers: config.NATS_URL,
-      name: 'wingman-relay',
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 1000,
-      waitOnFirstConnect: true,
-    });
-    if (closed) return;
-    await migrateJetStream(nc, await jetstreamManager(nc), config);
-    const js = jetstream(nc);
-    publisher.setJetStream(js);
-    log.info({ nats: config.NATS_URL }, 'event publisher connected to NATS');
-    for await (const s of nc.status()) {
-      if (s.type === 'disconnect') {
-        publisher.setJetStream(undefined);
-        log.warn('NATS disconnected; spooling events');
-      } else if (s.type === 'reconnect') {
-        publisher.setJetStream(js);
-        log.info('NATS reconnected; replaying spooled events');
-      }
-    }
-  })().catch((err: Error) => {
-    if (!closed) log.error({ err: err.message }, 'NATS link failed; events stay in the spool');
-  });
-  return {
-    async close() {
-      closed = true;
-      publisher.setJetStream(undefined);
-      await nc?.drain().catch(() => {});
-      await Promise.race([ready, new Promise((r) => setTimeout(r, 1000))]);
+  let seq = 0;
+  const pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+
+  const sink: EventSink = {
+    publish(subject, data, opts) {
+      const w = worker;
+      if (!w) return Promise.reject(new Error('NATS worker thread not running'));
+      const n = ++seq;
+      return new Promise<void>((resolve, reject) => {
+        pending.set(n, { resolve, reject });
+        w.postMessage({ type: 'publish', n, subject, data, opts } satisfies ToNatsWorker);
+      });
     },
   };
+
+  const failPending = (why: string) => {
+    for (const p of pending.values()) p.reject(new Error(why));
+    pending.clear();
+  };
+
+  const start = () => {
+    const w = new Worker(new URL('./nats-worker.mjs', import.meta.url), {
+      workerData: { config: natsConfigOf(config) },
+      name: 'wingman-nats',
+    });
+    worker = w;
+    w.on('message', (m: FromNatsWorker) => {
+      switch (m.type) {
+        case 'published': {
+          const p = pending.get(m.n);
+          pending.delete(m.n);
+          if (m.error === undefined) p?.resolve();
+          else p?.reject(new Error(m.error));
+          break;
+        }
+        case 'link':
+          if (closed) break;
+          publisher.setSink(m.up ? sink : undefined);
+          if (m.first) log.info({ nats: config.NATS_URL }, 'event publisher connected to NATS');
+          else if (m.up) log.info('NATS reconnected; replaying spooled events');
+          else log.warn('NATS disconnected; spooling events');
+          break;
+        case 'failed':
+          log.error({ err: m.error }, 'NATS link failed; events stay in the spool');
+          break;
+        case 'closed':
+          break;
+      }
+    });
+    w.on('error', (err) => log.error({ err: err.message }, 'NATS worker thread failed'));
+    w.on('exit', (code) => {
+      if (worker === w) worker = undefined;
+      publisher.setSink(undefined);
+      failPending('NATS worker thread exited');
+      if (closed) return;
+      log.error(
+        { code, restartInMs: RESTART_MS },
+        'NATS worker thread exited; events spool until it is back',
+      );
+      setTimeout(() => {
+        if (!closed) start();
+      }, RESTART_MS).unref();
+    });
+  };
+  start();
+
+  return {
+    get thread() {
+      return worker;
+    },
+    async close() {
+      closed = true;
+      publisher.setSink(undefined);
+      const w = worker;
+      if (!w) return;
+      const exited = new Promise((r) => w.once('exit', r));
+      w.postMessage({ type: 'close' } satisfies ToNatsWorker);
+      const timer = setTimeout(() => void w.terminate(), 1000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The NATS part of the relay's config: plain data, copied to the worker thread. */
+function natsConfigOf(config: NatsConfig): NatsConfig {
+  return Object.fromEntries(
+    Object.keys(natsConfigShape).map((k) => [k, config[k as keyof NatsConfig]]),
+  ) as NatsConfig;
 }

@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { JetStreamClient } from '@nats-io/jetstream';
-import { headers as natsHeaders } from '@nats-io/transport-node';
 import {
   type Envelope,
   EVENT_VERSION,
@@ -9,6 +7,7 @@ import {
   newEventId,
   Topology,
 } from '@wingman/shared';
+import type { EventSink } from './sink.ts';
 import type { Spool } from './spool.ts';
 
 export interface PublisherLimits {
@@ -91,7 +90,7 @@ export class EventPublisher {
   private queueBytes = 0;
   private seq = 0;
   private readonly bootId = randomBytes(4).toString('hex');
-  private js: JetStreamClient | undefined;
+  private sink: EventSink | undefined;
   private pumping = false;
   /** The spool's head record failed to publish once: it may be in JetStream already. */
   private headAttempted = false;
@@ -135,15 +134,15 @@ export class EventPublisher {
   }
 
   /** Publishing target; undefined while NATS is unreachable (envelopes go to the spool). */
-  setJetStream(js: JetStreamClient | undefined): void {
-    this.js = js;
+  setSink(sink: EventSink | undefined): void {
+    this.sink = sink;
     this.retryAt = 0;
-    if (js) this.pump();
+    if (sink) this.pump();
   }
 
   private tick(): void {
     if (this.open.length > 0 && Date.now() - this.openSince >= this.limits.maxAgeMs) this.seal();
-    if (this.js && (this.queue.length > 0 || !this.spool.isEmpty)) this.pump();
+    if (this.sink && (this.queue.length > 0 || !this.spool.isEmpty)) this.pump();
   }
 
   /**
@@ -231,7 +230,7 @@ export class EventPublisher {
     const held = heldBytes(sealed);
     // Keep order: once anything is spooled, later envelopes queue behind it on disk.
     if (
-      !this.js ||
+      !this.sink ||
       Date.now() < this.retryAt ||
       !this.spool.isEmpty ||
       this.queueBytes + held > this.limits.maxBufferBytes
@@ -291,7 +290,7 @@ export class EventPublisher {
 
   /** Publish in order: the spool first (older), then the in-memory queue. One publish in flight. */
   private pump(): void {
-    if (this.pumping || !this.js || Date.now() < this.retryAt) return;
+    if (this.pumping || !this.sink || Date.now() < this.retryAt) return;
     this.pumping = true;
     void this.drain();
   }
@@ -307,12 +306,12 @@ export class EventPublisher {
   }
 
   private async drainLoop(): Promise<void> {
-    while (this.js) {
+    while (this.sink) {
       const fromSpool = !this.spool.isEmpty;
       let sealed: Sealed | undefined;
       if (fromSpool) {
         await this.spool.prepare();
-        if (!this.js) return;
+        if (!this.sink) return;
         const record = this.spool.peek();
         if (record === undefined) continue;
         sealed = fromSpoolRecord(record);
@@ -320,15 +319,12 @@ export class EventPublisher {
       if (!sealed) return;
       const started = performance.now();
       try {
-        const h = natsHeaders();
-        // Only an envelope that may already be in JetStream makes ingest check for stored events;
-        // one that merely waited in the spool (NATS away, or the queue full) is new.
-        if (fromSpool && (this.spool.headMaybePublished || this.headAttempted))
-          h.set(Topology.replayedHeader, '1');
-        await this.js.publish(this.subject, sealed.json, {
+        await this.sink.publish(this.subject, sealed.json, {
           msgID: sealed.id,
-          timeout: this.limits.publishTimeoutMs,
-          headers: h,
+          timeoutMs: this.limits.publishTimeoutMs,
+          // Only an envelope that may already be in JetStream makes ingest check for stored events;
+          // one that merely waited in the spool (NATS away, or the queue full) is new.
+          replayed: fromSpool && (this.spool.headMaybePublished || this.headAttempted),
         });
       } catch (err) {
         this.failures++;
@@ -376,7 +372,11 @@ export class EventPublisher {
     this.closed = true;
     clearInterval(this.timer);
     const deadline = Date.now() + timeoutMs;
-    while ((this.queue.length > 0 || (this.js && !this.spool.isEmpty)) && this.js && Date.now() < deadline) {
+    while (
+      (this.queue.length > 0 || (this.sink && !this.spool.isEmpty)) &&
+      this.sink &&
+      Date.now() < deadline
+    ) {
       this.pump();
       await new Promise((r) => setTimeout(r, 20));
     }

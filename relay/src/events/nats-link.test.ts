@@ -1,0 +1,130 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { createLogger, type Envelope, envelopeSchema, natsConfigShape, Topology } from '@wingman/shared';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { requestCompletedInput } from '../../../test/fixtures/events.ts';
+import { eventually, natsConnect, startNats } from '../../../test/helpers/pipeline.ts';
+import { tempDir } from '../../../test/helpers/temp-dir.ts';
+import { linkNats } from './nats-link.ts';
+import { EventPublisher } from './publisher.ts';
+import { Spool } from './spool.ts';
+
+const noop = { inc() {}, observe() {}, set() {} };
+const metrics = {
+  eventsPublished: noop,
+  envelopesPublished: noop,
+  publishLatency: noop,
+  bufferDepth: noop,
+  spoolBytes: noop,
+  eventsDropped: noop,
+};
+
+const eventCount = (envelopes: Envelope[]) => envelopes.reduce((n, e) => n + e.events.length, 0);
+const agentsOf = (envelopes: Envelope[]) =>
+  envelopes.flatMap((e) => e.events.map((ev) => (ev as { user_agent: string }).user_agent));
+
+/** Every envelope stored in the EVENTS stream, in stream order. */
+async function storedEnvelopes(natsUrl: string): Promise<Envelope[]> {
+  const nc = await natsConnect(natsUrl);
+  try {
+    const jsm = await jetstreamManager(nc);
+    const { state } = await jsm.streams.info(Topology.eventsStream);
+    const out: Envelope[] = [];
+    for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
+      const m = await jsm.streams.getMessage(Topology.eventsStream, { seq });
+      if (m) out.push(envelopeSchema.parse(m.json()));
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+describe('linkNats: publishing from a worker thread (real nats-server, real worker thread)', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const f of cleanup.splice(0).reverse()) await f();
+  });
+
+  async function setUp() {
+    const nats = await startNats();
+    cleanup.push(() => nats.stop('SIGKILL'));
+    const config = z.object(natsConfigShape).parse({ NATS_URL: nats.url });
+    const spool = new Spool(tempDir('wingman-link-spool-'), 64 * 1024 * 1024);
+    const publisher = new EventPublisher(
+      'relay-link',
+      spool,
+      {
+        maxEvents: 50,
+        maxEnvelopeBytes: 100_000,
+        maxAgeMs: 20,
+        maxBufferBytes: 1 << 20,
+        publishTimeoutMs: 2000,
+      },
+      metrics,
+      createLogger('t', 'silent'),
+    );
+    const link = linkNats(config, publisher, createLogger('t', 'silent'));
+    cleanup.push(() => link.close());
+    cleanup.push(() => publisher.close(2000));
+    return { nats, publisher, link, spool };
+  }
+
+  /** Emit `n` request events whose user agents are `${tag}-0` … and return those agents. */
+  function emitTagged(publisher: EventPublisher, tag: string, n: number): string[] {
+    const agents = Array.from({ length: n }, (_, i) => `${tag}-${i}`);
+    for (const user_agent of agents) publisher.emit(requestCompletedInput({ user_agent }));
+    return agents;
+  }
+
+  it('every event reaches JetStream once and in order, and close() ends the thread', async () => {
+    const { nats, publisher, link } = await setUp();
+    await eventually(async () => link.thread !== undefined, Boolean);
+    const sent = emitTagged(publisher, 'a', 420);
+    const envelopes = await eventually(
+      () => storedEnvelopes(nats.url),
+      (e) => eventCount(e) >= sent.length,
+    );
+    expect(agentsOf(envelopes)).toEqual(sent);
+    expect(
+      new Set(envelopes.flatMap((e) => e.events.map((ev) => (ev as { event_id: string }).event_id))).size,
+    ).toBe(sent.length);
+
+    const thread = link.thread!;
+    const exited = new Promise<number>((r) => thread.once('exit', r));
+    await link.close();
+    await exited;
+    expect(link.thread).toBeUndefined();
+  });
+
+  it('a worker thread that dies is replaced; events from meanwhile spool and are replayed, none lost or doubled', async () => {
+    const { nats, publisher, link, spool } = await setUp();
+    await eventually(async () => link.thread !== undefined, Boolean);
+    const first = emitTagged(publisher, 'before', 200);
+    await eventually(
+      () => storedEnvelopes(nats.url),
+      (e) => e.length > 0,
+    );
+
+    const dead = link.thread!;
+    await dead.terminate();
+    // While no thread holds the connection, sealed envelopes go to the disk spool.
+    const during = emitTagged(publisher, 'during', 300);
+    await eventually(
+      async () => spool.bytes,
+      (b) => b > 0,
+    );
+    await eventually(async () => link.thread !== undefined && link.thread !== dead, Boolean);
+    const after = emitTagged(publisher, 'after', 100);
+
+    const expected = [...first, ...during, ...after];
+    const envelopes = await eventually(
+      () => storedEnvelopes(nats.url),
+      (e) => eventCount(e) >= expected.length && spool.isEmpty,
+    );
+    const agents = agentsOf(envelopes);
+    expect(agents.toSorted()).toEqual(expected.toSorted());
+    // Replayed in order: the spooled events come before the ones emitted after the restart.
+    expect(agents.indexOf('during-299')).toBeLessThan(agents.indexOf('after-0'));
+  });
+});

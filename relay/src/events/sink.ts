@@ -1,0 +1,28 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import { Topology } from '@wingman/shared';
+
+export interface PublishOptions {
+  /** The envelope's id: its Nats-Msg-Id, so a retried publish is stored once. */
+  msgID: string;
+  timeoutMs: number;
+  /** The envelope may be in JetStream already (a replay after a failed publish): ingest checks for stored events. */
+  replayed: boolean;
+}
+
+/** Where the publisher sends sealed envelopes: JetStream, here or on the NATS worker thread. */
+export interface EventSink {
+  /** Resolves once JetStream has stored the envelope; rejects on any failure. */
+  publish(subject: string, data: Uint8Array | string, opts: PublishOptions): Promise<void>;
+}
+
+/** Publish straight through a JetStream client on this thread. */
+export function jetStreamSink(js: JetStreamClient): EventSink {
+  return {
+    async publish(subject, data, { msgID, timeoutMs, replayed }) {
+      const h = natsHeaders();
+      if (replayed) h.set(Topology.replayedHeader, '1');
+      await js.publish(subject, data, { msgID, timeout: timeoutMs, headers: h });
+    },
+  };
+}
