@@ -12,8 +12,7 @@ export type ToNatsWorker =
 export type FromNatsWorker =
   | { type: 'link'; up: boolean; first: boolean }
   | { type: 'published'; n: number; error?: string }
-  | { type: 'failed'; error: string }
-  | { type: 'closed' };
+  | { type: 'failed'; error: string };
 
 export interface NatsLink {
   /** The worker thread that holds the NATS connection; undefined while it is being restarted. */
@@ -79,8 +78,6 @@ export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Log
           break;
         case 'failed':
           log.error({ err: m.error }, 'NATS link failed; events stay in the spool');
-          break;
-        case 'closed':
           break;
       }
     });

@@ -38,7 +38,7 @@ port.on('message', (m: ToNatsWorker) => {
     closing = true;
     void (async () => {
       await nc?.drain().catch(() => {});
-      send({ type: 'closed' });
+      // With the connection drained and the port closed, nothing keeps the thread alive: it exits.
       port.close();
     })();
   }
