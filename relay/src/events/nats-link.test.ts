@@ -4,20 +4,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { requestCompletedInput } from '../../../test/fixtures/events.ts';
 import { eventually, natsConnect, startNats } from '../../../test/helpers/pipeline.ts';
+import { testPublisher } from '../../../test/helpers/publisher.ts';
 import { tempDir } from '../../../test/helpers/temp-dir.ts';
 import { linkNats } from './nats-link.ts';
-import { EventPublisher } from './publisher.ts';
+import type { EventPublisher } from './publisher.ts';
 import { Spool } from './spool.ts';
-
-const noop = { inc() {}, observe() {}, set() {} };
-const metrics = {
-  eventsPublished: noop,
-  envelopesPublished: noop,
-  publishLatency: noop,
-  bufferDepth: noop,
-  spoolBytes: noop,
-  eventsDropped: noop,
-};
 
 const eventCount = (envelopes: Envelope[]) => envelopes.reduce((n, e) => n + e.events.length, 0);
 const agentsOf = (envelopes: Envelope[]) =>
@@ -51,18 +42,10 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
     cleanup.push(() => nats.stop('SIGKILL'));
     const config = z.object(natsConfigShape).parse({ NATS_URL: nats.url });
     const spool = new Spool(tempDir('wingman-link-spool-'), 64 * 1024 * 1024);
-    const publisher = new EventPublisher(
-      'relay-link',
+    const { pub: publisher } = testPublisher(
       spool,
-      {
-        maxEvents: 50,
-        maxEnvelopeBytes: 100_000,
-        maxAgeMs: 20,
-        maxBufferBytes: 1 << 20,
-        publishTimeoutMs: 2000,
-      },
-      metrics,
-      createLogger('t', 'silent'),
+      { maxEvents: 50, maxAgeMs: 20, publishTimeoutMs: 2000 },
+      'relay-link',
     );
     const link = linkNats(config, publisher, createLogger('t', 'silent'));
     cleanup.push(() => link.close());

@@ -1,57 +1,13 @@
 import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { createLogger, type Envelope, envelopeSchema, eventSchema } from '@wingman/shared';
+import { type Envelope, envelopeSchema, eventSchema } from '@wingman/shared';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { requestCompletedInput } from '../../../test/fixtures/events.ts';
+import { testPublisher } from '../../../test/helpers/publisher.ts';
 import { tempDir } from '../../../test/helpers/temp-dir.ts';
-import {
-  EnvelopeBuilder,
-  EventPublisher,
-  fromSpoolRecord,
-  type PublisherLimits,
-  toSpoolRecord,
-} from './publisher.ts';
+import { EnvelopeBuilder, fromSpoolRecord, toSpoolRecord } from './publisher.ts';
 import { Spool } from './spool.ts';
-
-function counters() {
-  const c = { dropped: 0 };
-  const noop = { inc() {}, observe() {}, set() {} };
-  return {
-    c,
-    metrics: {
-      eventsPublished: noop,
-      envelopesPublished: noop,
-      publishLatency: noop,
-      bufferDepth: noop,
-      spoolBytes: noop,
-      eventsDropped: { inc: (n = 1) => (c.dropped += n) },
-    },
-  };
-}
-
-/**
- * A publisher with no JetStream set, so every sealed envelope goes to `spool`; `c.dropped`
- * counts what it drops.
- */
-function offlinePublisher(spool: Spool, limits: Partial<PublisherLimits>, relayId = 'relay-t') {
-  const { c, metrics } = counters();
-  const pub = new EventPublisher(
-    relayId,
-    spool,
-    {
-      maxEvents: 1000,
-      maxEnvelopeBytes: 100_000,
-      maxAgeMs: 50,
-      maxBufferBytes: 1 << 20,
-      publishTimeoutMs: 1000,
-      ...limits,
-    },
-    metrics,
-    createLogger('t', 'silent'),
-  );
-  return { pub, c };
-}
 
 /**
  * Every envelope in `spool`, oldest first, read back and acknowledged: its spool record and its
@@ -76,11 +32,11 @@ const big = (i: number) => ({
   reason: `${i}:${'x'.repeat(100)}`,
 });
 
-/** Without NATS (no JetStream set), sealed envelopes go to the spool, where the test reads them back. */
+/** Without NATS (no sink set), sealed envelopes go to the spool, where the test reads them back. */
 describe('EventPublisher without NATS', () => {
   it('stamps valid events, seals by count, splits envelopes above the byte limit, and spools in order', async () => {
     const spool = new Spool(tempDir('wingman-pub-'), 1024 * 1024);
-    const { pub } = offlinePublisher(spool, { maxEvents: 10, maxEnvelopeBytes: 1000 });
+    const { pub } = testPublisher(spool, { maxEvents: 10, maxEnvelopeBytes: 1000 });
     const before = Date.now();
     for (let i = 0; i < 25; i++) pub.emit(big(i));
     const after = Date.now();
@@ -118,7 +74,7 @@ describe('EventPublisher without NATS', () => {
         fc.integer({ min: 600, max: 4000 }),
         async (agents, limit) => {
           const spool = new Spool(tempDir('wingman-pub-'), 1 << 20);
-          const { pub } = offlinePublisher(spool, { maxEnvelopeBytes: limit }, 'relay-ü');
+          const { pub } = testPublisher(spool, { maxEnvelopeBytes: limit }, 'relay-ü');
           // An event of ~1.4 kB: bigger than some limits, and then it still goes, alone in its envelope.
           const sent = [...agents, '😀'.repeat(256)];
           for (const user_agent of sent) pub.emit(requestCompletedInput({ user_agent }));
@@ -144,7 +100,7 @@ describe('EventPublisher without NATS', () => {
   it('seals a full batch a slice per turn of the event loop, in order; a backlog past its bound is sealed at once', async () => {
     const spool = new Spool(tempDir('wingman-pub-'), 1 << 24);
     // ~8 events per envelope, so envelopes reach the spool while a batch is still being sealed.
-    const { pub } = offlinePublisher(spool, { maxEvents: 1000, maxEnvelopeBytes: 2000, maxAgeMs: 60_000 });
+    const { pub } = testPublisher(spool, { maxEvents: 1000, maxEnvelopeBytes: 2000, maxAgeMs: 60_000 });
     const turn = () => new Promise((r) => setImmediate(r));
     for (let i = 0; i < 1000; i++) pub.emit(big(i));
     // The batch is full and closed, but emit() did not write it: that waits for the loop.
@@ -168,7 +124,7 @@ describe('EventPublisher without NATS', () => {
 
   it('counts events dropped when the spool is full', async () => {
     const spool = new Spool(tempDir('wingman-pub-'), 600);
-    const { pub, c } = offlinePublisher(spool, { maxEvents: 2 });
+    const { pub, c } = testPublisher(spool, { maxEvents: 2 });
     for (let i = 0; i < 20; i++) pub.emit(big(i));
     await pub.close(100);
     expect(c.dropped).toBeGreaterThan(0);
@@ -181,7 +137,7 @@ describe('EventPublisher without NATS', () => {
     const spool = new Spool(d, 1 << 20);
     // The spool's first segment is /dev/full: every write fails with ENOSPC.
     symlinkSync('/dev/full', join(d, '0000000001.seg'));
-    const { pub, c } = offlinePublisher(spool, { maxEvents: 2 });
+    const { pub, c } = testPublisher(spool, { maxEvents: 2 });
     for (let i = 0; i < 10; i++) expect(() => pub.emit(big(i))).not.toThrow();
     await pub.close(100);
     expect(c.dropped).toBe(10);
