@@ -131,7 +131,12 @@ export function startWorker(deps: {
       // 3 s in bench:pipeline). The server is done with the pull at its expiry, so end it
       // ourselves a little after: messages already received are still yielded. Should one still
       // arrive after that, it stays unacked and comes back after ACK_WAIT_MS; nothing is lost.
-      const overdue = setTimeout(() => iter.stop(), config.FETCH_EXPIRES_MS + PULL_GRACE_MS);
+      const overdue = setTimeout(() => {
+        // Logged, because a message the server still sends after this is redelivered (counted in
+        // wingman_ingest_redeliveries_total) once ACK_WAIT_MS passes: this line explains such a one.
+        log.warn({ received: batch.length }, 'pull outlived its expiry; ended it (nats-server#3942)');
+        iter.stop();
+      }, config.FETCH_EXPIRES_MS + PULL_GRACE_MS);
       try {
         for await (const m of iter) batch.push(m);
       } finally {
