@@ -146,4 +146,27 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
     await p.expectAllStoredOnce();
     expect(stoppedAfterMessages).toBe(3);
   }, 60_000);
+
+  it('messages that reached the socket while the event loop was held up past the pull expiry are stored at once', async () => {
+    const p = await pipelineWith('pullstall1', 3, { FETCH_BATCH: '50', FETCH_EXPIRES_MS: '1000' });
+    // Injected stall (named as such): on a busy machine (CI; ingest under SCHED_IDLE) the worker's
+    // process can be held up for longer than a pull lasts. Scheduling cannot be produced on
+    // demand, so the event loop is held by a busy wait, right after the first pull is sent and
+    // before its messages are read. They reach the socket meanwhile, in time; the worker's end of
+    // an overdue pull must not drop them (they would come back only after the 30 s ack wait).
+    let pulls = 0;
+    p.start(async (opts: FetchOptions) => {
+      const real = await p.consumer.fetch(opts);
+      if (++pulls === 1) setImmediate(() => holdEventLoop(Number(opts.expires) + 1000));
+      return real;
+    });
+    await p.expectAllStoredOnce();
+    expect(pulls).toBeGreaterThan(1);
+  }, 60_000);
 });
+
+/** Keep this thread busy for `ms`: no timer, socket or other callback runs meanwhile. */
+function holdEventLoop(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}

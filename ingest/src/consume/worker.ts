@@ -131,15 +131,23 @@ export function startWorker(deps: {
       // 3 s in bench:pipeline). The server is done with the pull at its expiry, so end it
       // ourselves a little after: messages already received are still yielded. Should one still
       // arrive after that, it stays unacked and comes back after ACK_WAIT_MS; nothing is lost.
+      let ended = false;
       const overdue = setTimeout(() => {
-        // Logged, because a message the server still sends after this is redelivered (counted in
-        // wingman_ingest_redeliveries_total) once ACK_WAIT_MS passes: this line explains such a one.
-        log.warn({ received: batch.length }, 'pull outlived its expiry; ended it (nats-server#3942)');
-        iter.stop();
+        // Not at once: after the event loop was held up (a busy machine; ingest runs under
+        // SCHED_IDLE), this timer runs before the loop reads the socket, and messages the server
+        // sent in time would reach a pull already ended. setImmediate runs after that read.
+        setImmediate(() => {
+          if (ended) return;
+          // Logged, because a message the server still sends after this is redelivered (counted
+          // in wingman_ingest_redeliveries_total) once ACK_WAIT_MS passes: this line explains it.
+          log.warn({ received: batch.length }, 'pull outlived its expiry; ended it (nats-server#3942)');
+          iter.stop();
+        });
       }, config.FETCH_EXPIRES_MS + PULL_GRACE_MS);
       try {
         for await (const m of iter) batch.push(m);
       } finally {
+        ended = true;
         clearTimeout(overdue);
       }
     } catch (err) {
