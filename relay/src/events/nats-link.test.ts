@@ -42,9 +42,11 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
     cleanup.push(() => nats.stop('SIGKILL'));
     const config = z.object(natsConfigShape).parse({ NATS_URL: nats.url });
     const spool = new Spool(tempDir('wingman-link-spool-'), 64 * 1024 * 1024);
+    // Envelopes fill their 16 KiB before their 50 events: full ones, in shared memory, are what
+    // the relay hands the thread.
     const { pub: publisher } = testPublisher(
       spool,
-      { maxEvents: 50, maxAgeMs: 20, publishTimeoutMs: 2000 },
+      { maxEvents: 50, maxEnvelopeBytes: 16 * 1024, maxAgeMs: 20, publishTimeoutMs: 2000 },
       'relay-link',
     );
     const link = linkNats(config, publisher, createLogger('t', 'silent'));
@@ -62,7 +64,8 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
 
   it('every event reaches JetStream once and in order, and close() ends the thread', async () => {
     const { nats, publisher, link } = await setUp();
-    await eventually(async () => link.thread !== undefined, Boolean);
+    // Connected first, so the envelopes go from memory to the thread, not by way of the spool.
+    await eventually(async () => link.connected, Boolean);
     const sent = emitTagged(publisher, 'a', 420);
     const envelopes = await eventually(
       () => storedEnvelopes(nats.url),
@@ -78,11 +81,12 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
     await link.close();
     await exited;
     expect(link.thread).toBeUndefined();
+    expect(link.connected).toBe(false);
   });
 
   it('a worker thread that dies is replaced; events from meanwhile spool and are replayed, none lost or doubled', async () => {
     const { nats, publisher, link, spool } = await setUp();
-    await eventually(async () => link.thread !== undefined, Boolean);
+    await eventually(async () => link.connected, Boolean);
     const first = emitTagged(publisher, 'before', 200);
     await eventually(
       () => storedEnvelopes(nats.url),
@@ -97,7 +101,10 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
       async () => spool.bytes,
       (b) => b > 0,
     );
-    await eventually(async () => link.thread !== undefined && link.thread !== dead, Boolean);
+    await eventually(
+      async () => link.thread !== undefined && link.thread !== dead && link.connected,
+      Boolean,
+    );
     const after = emitTagged(publisher, 'after', 100);
 
     const expected = [...first, ...during, ...after];

@@ -17,6 +17,8 @@ export type FromNatsWorker =
 export interface NatsLink {
   /** The worker thread that holds the NATS connection; undefined while it is being restarted. */
   readonly thread: Worker | undefined;
+  /** The thread reports NATS connected: envelopes go to it, not to the spool. */
+  readonly connected: boolean;
   /** Stop publishing, drain the NATS connection and end the thread (terminated after 1 s). */
   close(): Promise<void>;
 }
@@ -29,12 +31,14 @@ const RESTART_MS = 1000;
  * publisher pointed at it while connected. The relay serves tunnels whether or
  * not NATS is up: until it is, events go to the spool. The publish itself (a
  * socket write of up to EVENT_ENVELOPE_MAX_BYTES) happens on that thread, off
- * the event loop that serves visitors; the envelope is copied to it.
+ * the event loop that serves visitors. A full envelope is in shared memory
+ * (EnvelopeBuilder), so handing it over is not a copy.
  */
 export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Logger): NatsLink {
   let worker: Worker | undefined;
   let closed = false;
   let seq = 0;
+  let up = false;
   const pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
 
   const sink: EventSink = {
@@ -71,6 +75,7 @@ export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Log
         }
         case 'link':
           if (closed) break;
+          up = m.up;
           publisher.setSink(m.up ? sink : undefined);
           if (m.first) log.info({ nats: config.NATS_URL }, 'event publisher connected to NATS');
           else if (m.up) log.info('NATS reconnected; replaying spooled events');
@@ -84,6 +89,7 @@ export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Log
     w.on('error', (err) => log.error({ err: err.message }, 'NATS worker thread failed'));
     w.on('exit', (code) => {
       if (worker === w) worker = undefined;
+      up = false;
       publisher.setSink(undefined);
       failPending('NATS worker thread exited');
       if (closed) return;
@@ -102,8 +108,12 @@ export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Log
     get thread() {
       return worker;
     },
+    get connected() {
+      return up;
+    },
     async close() {
       closed = true;
+      up = false;
       publisher.setSink(undefined);
       const w = worker;
       if (!w) return;

@@ -146,7 +146,7 @@ describe('EventPublisher without NATS', () => {
 });
 
 describe('EnvelopeBuilder', () => {
-  it('hands a small envelope over in a buffer of its own size, and a full one in the buffer it was written in', () => {
+  it('hands a small envelope over in a buffer of its own size, and a full one in the shared buffer it was written in', () => {
     const small = new EnvelopeBuilder('e-1', '{"events":[', 64 * 1024);
     small.tryAppend('{"v":1', '{"type":"x"}');
     const a = small.finish().json as Uint8Array;
@@ -158,6 +158,9 @@ describe('EnvelopeBuilder', () => {
     const b = full.finish().json as Uint8Array;
     expect(JSON.parse(Buffer.from(b).toString()).events.length).toBe(2);
     expect(b.buffer.byteLength).toBe(64);
+    // Shared memory: posted to the NATS thread (nats-link.ts) without a copy.
+    expect(b.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(a.buffer).not.toBeInstanceOf(SharedArrayBuffer);
   });
 });
 
