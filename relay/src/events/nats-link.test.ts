@@ -1,12 +1,14 @@
+import { Writable } from 'node:stream';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { createLogger, type Envelope, envelopeSchema, natsConfigShape, Topology } from '@wingman/shared';
+import { type Envelope, envelopeSchema, natsConfigShape, Topology } from '@wingman/shared';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { requestCompletedInput } from '../../../test/fixtures/events.ts';
 import { eventually, natsConnect, startNats } from '../../../test/helpers/pipeline.ts';
 import { testPublisher } from '../../../test/helpers/publisher.ts';
 import { tempDir } from '../../../test/helpers/temp-dir.ts';
-import { linkNats } from './nats-link.ts';
+import { linkNats, restartDelayMs } from './nats-link.ts';
 import type { EventPublisher } from './publisher.ts';
 import { Spool } from './spool.ts';
 
@@ -31,6 +33,19 @@ async function storedEnvelopes(natsUrl: string): Promise<Envelope[]> {
   }
 }
 
+/** A logger at error level that keeps the `restartInMs` of each "thread exited" line. */
+function restartLog() {
+  const restarts: number[] = [];
+  const lines = new Writable({
+    write(chunk, _enc, done) {
+      const line = JSON.parse(String(chunk)) as { restartInMs?: number };
+      if (line.restartInMs !== undefined) restarts.push(line.restartInMs);
+      done();
+    },
+  });
+  return { restarts, log: pino({ level: 'error' }, lines) };
+}
+
 describe('linkNats: publishing from a worker thread (real nats-server, real worker thread)', () => {
   const cleanup: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
@@ -49,10 +64,11 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
       { maxEvents: 50, maxEnvelopeBytes: 16 * 1024, maxAgeMs: 20, publishTimeoutMs: 2000 },
       'relay-link',
     );
-    const link = linkNats(config, publisher, createLogger('t', 'silent'));
+    const { restarts, log } = restartLog();
+    const link = linkNats(config, publisher, log);
     cleanup.push(() => link.close());
     cleanup.push(() => publisher.close(2000));
-    return { nats, publisher, link, spool };
+    return { nats, publisher, link, spool, restarts };
   }
 
   /** Emit `n` request events whose user agents are `${tag}-0` … and return those agents. */
@@ -85,7 +101,7 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
   });
 
   it('a worker thread that dies is replaced; events from meanwhile spool and are replayed, none lost or doubled', async () => {
-    const { nats, publisher, link, spool } = await setUp();
+    const { nats, publisher, link, spool, restarts } = await setUp();
     await eventually(async () => link.connected, Boolean);
     const first = emitTagged(publisher, 'before', 200);
     await eventually(
@@ -116,5 +132,43 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
     expect(agents.toSorted()).toEqual(expected.toSorted());
     // Replayed in order: the spooled events come before the ones emitted after the restart.
     expect(agents.indexOf('during-299')).toBeLessThan(agents.indexOf('after-0'));
+
+    // The new thread reached NATS, so a later death is the first in a row again: 1 s, not 2.
+    await link.thread!.terminate();
+    await eventually(
+      async () => restarts.length,
+      (n) => n === 2,
+    );
+    expect(restarts).toEqual([1000, 1000]);
+  });
+
+  it('a thread that keeps dying before it reaches NATS is restarted later each time', async () => {
+    // No nats-server at this address (a closed port), so no thread ever reports NATS up and the
+    // deaths count in a row.
+    const down = await startNats();
+    const url = down.url;
+    await down.stop('SIGKILL');
+    const config = z.object(natsConfigShape).parse({ NATS_URL: url });
+    const { pub: publisher } = testPublisher(new Spool(tempDir('wingman-link-spool-'), 1 << 20));
+    const { restarts, log } = restartLog();
+    const link = linkNats(config, publisher, log);
+    cleanup.push(() => publisher.close(100));
+    cleanup.push(() => link.close());
+    for (let i = 0; i < 3; i++) {
+      const t = await eventually(async () => link.thread, Boolean);
+      await t!.terminate();
+      await eventually(
+        async () => restarts.length,
+        (n) => n > i,
+      );
+    }
+    expect(restarts).toEqual([1000, 2000, 4000]);
+    expect(link.connected).toBe(false);
+  }, 20_000);
+
+  it('restart delays double from 1 s and stop at 30 s', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 50].map(restartDelayMs)).toEqual([
+      1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000,
+    ]);
   });
 });

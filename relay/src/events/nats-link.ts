@@ -23,8 +23,14 @@ export interface NatsLink {
   close(): Promise<void>;
 }
 
-/** After the worker thread dies (it should not), a new one starts this much later. */
-const RESTART_MS = 1000;
+/**
+ * After the worker thread dies (it should not), a new one starts this much later: 1 s, doubling
+ * for each death in a row up to 30 s, so a thread that cannot start (say, its module fails to
+ * load) is not restarted and logged every second. A thread that reaches NATS resets the count.
+ */
+export function restartDelayMs(deathsInARow: number): number {
+  return Math.min(1000 * 2 ** Math.max(0, deathsInARow - 1), 30_000);
+}
 
 /**
  * Connect to NATS in the background, on a worker thread, and keep the
@@ -39,6 +45,8 @@ export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Log
   let closed = false;
   let seq = 0;
   let up = false;
+  /** Threads that died since one last reached NATS. */
+  let deaths = 0;
   const pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
 
   const sink: EventSink = {
@@ -76,6 +84,7 @@ export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Log
         case 'link':
           if (closed) break;
           up = m.up;
+          if (m.up) deaths = 0;
           publisher.setSink(m.up ? sink : undefined);
           if (m.first) log.info({ nats: config.NATS_URL }, 'event publisher connected to NATS');
           else if (m.up) log.info('NATS reconnected; replaying spooled events');
@@ -93,13 +102,11 @@ export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Log
       publisher.setSink(undefined);
       failPending('NATS worker thread exited');
       if (closed) return;
-      log.error(
-        { code, restartInMs: RESTART_MS },
-        'NATS worker thread exited; events spool until it is back',
-      );
+      const restartInMs = restartDelayMs(++deaths);
+      log.error({ code, restartInMs }, 'NATS worker thread exited; events spool until it is back');
       setTimeout(() => {
         if (!closed) start();
-      }, RESTART_MS).unref();
+      }, restartInMs).unref();
     });
   };
   start();
