@@ -161,7 +161,6 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
       return real;
     });
     await p.expectAllStoredOnce();
-    expect(pulls).toBeGreaterThan(1);
   }, 60_000);
 });
 

@@ -5,7 +5,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { requestCompletedInput } from '../../../test/fixtures/events.ts';
-import { eventually, natsConnect, startNats } from '../../../test/helpers/pipeline.ts';
+import { eventually, freePort, natsConnect, startNats } from '../../../test/helpers/pipeline.ts';
 import { testPublisher } from '../../../test/helpers/publisher.ts';
 import { tempDir } from '../../../test/helpers/temp-dir.ts';
 import { linkNats, restartDelayMs } from './nats-link.ts';
@@ -143,12 +143,9 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
   });
 
   it('a thread that keeps dying before it reaches NATS is restarted later each time', async () => {
-    // No nats-server at this address (a closed port), so no thread ever reports NATS up and the
+    // No nats-server at this address (a free port), so no thread ever reports NATS up and the
     // deaths count in a row.
-    const down = await startNats();
-    const url = down.url;
-    await down.stop('SIGKILL');
-    const config = z.object(natsConfigShape).parse({ NATS_URL: url });
+    const config = z.object(natsConfigShape).parse({ NATS_URL: `nats://127.0.0.1:${await freePort()}` });
     const { pub: publisher } = testPublisher(new Spool(tempDir('wingman-link-spool-'), 1 << 20));
     const { restarts, log } = restartLog();
     const link = linkNats(config, publisher, log);
@@ -163,7 +160,6 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
       );
     }
     expect(restarts).toEqual([1000, 2000, 4000]);
-    expect(link.connected).toBe(false);
   }, 20_000);
 
   it('restart delays double from 1 s and stop at 30 s', () => {
