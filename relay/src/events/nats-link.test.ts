@@ -162,6 +162,26 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
     expect(restarts).toEqual([1000, 2000, 4000]);
   }, 20_000);
 
+  it('a thread whose JetStream set-up fails ends, and is restarted with the same backoff', async () => {
+    // 256 MiB of file store: the default EVENTS_MAX_BYTES (10 GiB) cannot be created, so every
+    // thread connects, fails to migrate and ends.
+    const nats = await startNats({ config: 'jetstream { max_file_store: 268435456 }' });
+    cleanup.push(() => nats.stop('SIGKILL'));
+    const config = z.object(natsConfigShape).parse({ NATS_URL: nats.url });
+    const { pub: publisher } = testPublisher(new Spool(tempDir('wingman-link-spool-'), 1 << 20));
+    const { restarts, log } = restartLog();
+    const link = linkNats(config, publisher, log);
+    cleanup.push(() => publisher.close(100));
+    cleanup.push(() => link.close());
+    await eventually(
+      async () => restarts.length,
+      (n) => n >= 2,
+      15_000,
+    );
+    expect(restarts.slice(0, 2)).toEqual([1000, 2000]);
+    expect(link.connected).toBe(false);
+  }, 20_000);
+
   it('restart delays double from 1 s and stop at 30 s', () => {
     expect([1, 2, 3, 4, 5, 6, 7, 50].map(restartDelayMs)).toEqual([
       1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000,

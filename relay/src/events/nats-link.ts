@@ -91,7 +91,7 @@ export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Log
           else log.warn('NATS disconnected; spooling events');
           break;
         case 'failed':
-          log.error({ err: m.error }, 'NATS link failed; events stay in the spool');
+          log.error({ err: m.error }, 'NATS link failed; events spool until a new thread connects');
           break;
       }
     });

@@ -62,5 +62,9 @@ try {
     }
   }
 } catch (err) {
+  // Say why, then end this thread: nats-link.ts starts a new one after its restart delay (which
+  // grows while threads keep failing), so a JetStream set-up that fails now is tried again.
   if (!closing) send({ type: 'failed', error: (err as Error).message || String(err) });
+  await nc?.close().catch(() => {});
+  port.close();
 }
