@@ -13,13 +13,16 @@
  * Exactly-once is checked over both phases. ingest_cpu_us_per_event is ingest's CPU (all its
  * threads) per event in phase 1's drain, ingest_cpu_us_per_event_at_rate the same in phase 2.
  * publisher_cpu_us_per_event is the relay's side of phase 1: this process's CPU (user + system)
- * per event emitted and published. Ingest runs as `npm start` runs it next to the relay, with
+ * per event emitted and published. nats_cpu_us_per_event_at_rate is nats-server's CPU per event in
+ * phase 2 (storing envelopes and delivering them to ingest). EVENT_ENCODING picks the envelopes'
+ * wire encoding as on the relay (`br` by default). Ingest runs as `npm start` runs it next to the relay, with
  * INGEST_SCHED=idle, unless INGEST_SCHED in the environment says otherwise.
  * Last line: one JSON object.
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createLogger, migrateJetStream } from '@wingman/shared';
+import { createLogger, ENVELOPE_ENCODINGS, migrateJetStream } from '@wingman/shared';
+import { z } from 'zod';
 import { loadIngestConfig } from '../ingest/src/config.ts';
 import { EventPublisher } from '../relay/src/events/publisher.ts';
 import { jetStreamSink } from '../relay/src/events/sink.ts';
@@ -38,6 +41,8 @@ const total = Number(args.events ?? (args.smoke ? 20_000 : 300_000));
 const rate = Number(args.rate ?? (args.smoke ? 5000 : 20_000));
 const lagSeconds = args.smoke ? 2 : 8;
 const RUN = `bench${Date.now().toString(36)}`;
+/** Envelopes on the wire as the relay sends them: EVENT_ENCODING, `br` unless set. */
+const encoding = z.enum(ENVELOPE_ENCODINGS).parse(process.env.EVENT_ENCODING ?? 'br');
 
 /** Slowest JetStream publish (PubAck wait) seen by the bench's publishers, in ms. */
 let slowestPublishMs = 0;
@@ -69,7 +74,7 @@ function makePublisher(nc: NatsConnection) {
     },
     createLogger('bench', 'warn'),
   );
-  publisher.setSink(jetStreamSink(jetstream(nc)));
+  publisher.setSink(jetStreamSink(jetstream(nc), encoding));
   let seq = 0;
   const emit = (phase: string) =>
     publisher.emit({
@@ -153,6 +158,7 @@ try {
   const p2 = makePublisher(nc);
   const lagTotal = rate * lagSeconds;
   const steadyCpu0 = cpuMs(ingest.pid);
+  const natsCpu0 = cpuMs(nats.pid);
   const t0 = performance.now();
   for (let sent = 0; sent < lagTotal; ) {
     const due = Math.min(lagTotal, Math.floor(((performance.now() - t0) / 1000) * rate));
@@ -164,6 +170,8 @@ try {
   // Ingest's CPU per event at a steady rate: smaller batches than a drain, so a larger share of
   // each insert's fixed cost (parts, materialized views, merges) per event.
   const steadyCpuMs = cpuMs(ingest.pid) - steadyCpu0;
+  // nats-server's CPU per event over the same stretch: storing each envelope and handing it to ingest.
+  const natsCpuMs = cpuMs(nats.pid) - natsCpu0;
   await new Promise((r) => setTimeout(r, 1000));
 
   const stats = async (phase: string) =>
@@ -199,7 +207,9 @@ try {
       ingest_cpu_us_per_event: round((drainCpuMs * 1000) / total, 1),
       ingest_cpu_us_per_event_at_rate: round((steadyCpuMs * 1000) / lagTotal, 1),
       publisher_cpu_us_per_event: round((publishCpu.user + publishCpu.system) / total, 2),
+      nats_cpu_us_per_event_at_rate: round((natsCpuMs * 1000) / lagTotal, 2),
       ingest_sched: ingestSched,
+      encoding,
     }),
   );
 } finally {

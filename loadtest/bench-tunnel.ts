@@ -249,6 +249,8 @@ try {
             ratio_events_on_off_ci95: meanCi95(ev.pairRatios)?.map((x) => round(x, 3)),
             events_missing: ev.missing,
             ingest_sched: ingestSched,
+            // The relays' EVENT_ENCODING (they inherit this environment).
+            encoding: process.env.EVENT_ENCODING ?? 'br',
           }
         : {}),
       seconds,

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { Topology } from '@wingman/shared';
+import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
+import { encodeEnvelope, Topology } from '@wingman/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { envelopeJson, requestCompletedEvent } from '../../test/fixtures/events.ts';
 import { request } from '../../test/helpers/http.ts';
@@ -311,7 +311,12 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       ]),
       { msgID: 'mixed' },
     );
-    await js.publish(subject, envelopeJson('good', [valid(4), valid(5)]), { msgID: 'good' });
+    // Encoded as the relay sends them by default; a corrupt one goes to the DLQ as it came.
+    const br = natsHeaders();
+    br.set(Topology.encodingHeader, 'br');
+    await js.publish(subject, new Uint8Array([0x1b, 0xff, 0x00, 0x42]), { msgID: 'bad-br', headers: br });
+    const good = encodeEnvelope(envelopeJson('good', [valid(4), valid(5)]), 'br');
+    await js.publish(subject, good.data, { msgID: 'good', headers: br });
     await eventually(
       () => countRequests(nc),
       (c) => c >= 3,
@@ -325,19 +330,23 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     const jsm = await jetstreamManager(nc);
     const dlq = await eventually(
       () => jsm.streams.info(Topology.dlqStream),
-      (i) => i.state.messages >= 4,
+      (i) => i.state.messages >= 5,
     );
-    expect(dlq.state.messages).toBe(4);
+    expect(dlq.state.messages).toBe(5);
     const reasons: string[] = [];
-    for (let seq = 1; seq <= 4; seq++) {
+    const encodings: string[] = [];
+    for (let seq = 1; seq <= 5; seq++) {
       const m = await jsm.streams.getMessage(Topology.dlqStream, { seq });
       reasons.push(m!.header.get(Topology.dlqReasonHeader));
+      encodings.push(m!.header.get(Topology.encodingHeader));
     }
     expect(reasons[0]).toMatch(/bad envelope: not valid JSON/);
     expect(reasons[1]).toMatch(/bad envelope/);
-    expect(reasons.slice(2).join('\n')).toMatch(/invalid event/);
-    expect(reasons.slice(2).join('\n')).toMatch(/status/);
-    expect(await ingestMetrics(ingest)).toMatch(/wingman_ingest_dlq_total 4/);
+    expect(reasons.slice(2, 4).join('\n')).toMatch(/invalid event/);
+    expect(reasons.slice(2, 4).join('\n')).toMatch(/status/);
+    expect(reasons[4]).toMatch(/^bad envelope: cannot inflate \(br\)/);
+    expect(encodings).toEqual(['', '', '', '', 'br']);
+    expect(await ingestMetrics(ingest)).toMatch(/wingman_ingest_dlq_total 5/);
     expect(await unacked(nc)).toBe(0);
   });
 });

@@ -1,5 +1,6 @@
 export * from './config/load-config.ts';
 export * from './errors/catalogue.ts';
+export * from './events/envelope-encoding.ts';
 export * from './events/events.ts';
 export * from './nats/jetstream-topology.ts';
 export * from './observability/logger.ts';

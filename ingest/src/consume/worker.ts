@@ -71,6 +71,7 @@ export function startWorker(deps: {
     for (const entry of plan.dlq) {
       const h = natsHeaders();
       h.set(Topology.dlqReasonHeader, entry.reason.replace(/\s+/g, ' ').slice(0, 1000));
+      if (entry.encoding) h.set(Topology.encodingHeader, entry.encoding);
       await js.publish(Topology.dlqSubject, entry.payload, { headers: h });
       metrics.dlq.inc();
     }
@@ -202,6 +203,7 @@ export function startWorker(deps: {
     for (const m of batch) {
       planMessage(plan, {
         data: m.data,
+        encoding: m.headers?.get(Topology.encodingHeader),
         mayRepeat: m.redelivered || m.headers?.get(Topology.replayedHeader) === '1',
       });
       const total = plan.events + plan.dlq.length;

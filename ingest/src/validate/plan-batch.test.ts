@@ -1,4 +1,5 @@
-import { newEventId } from '@wingman/shared';
+import { brotliCompressSync } from 'node:zlib';
+import { encodeEnvelope, newEventId } from '@wingman/shared';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { retryDelay } from '../consume/worker.ts';
@@ -98,14 +99,37 @@ describe('planBatch', () => {
     expect(rowsOf(plan, 'websockets')?.map((r) => r.ts)).toEqual(['1.000', '9.000', '5.000', '3.000']);
   });
 
+  it('reads Brotli-encoded envelopes; bad encodings go to the DLQ as they came, and the rest still plan', () => {
+    const [a, b] = [event(), event()];
+    const br = encodeEnvelope(enc(envelope([a])), 'br');
+    expect(br.contentEncoding).toBe('br');
+    const corrupt = new Uint8Array([1, 2, 3, 4, 5]);
+    const plan = planBatch([
+      { data: br.data as Uint8Array, encoding: 'br', mayRepeat: false },
+      { data: corrupt, encoding: 'br', mayRepeat: false },
+      { data: enc(envelope([event()])), encoding: 'zstd', mayRepeat: false },
+      // Compressed, but its JSON is not an envelope: the DLQ keeps the compressed bytes and says so.
+      { data: brotliCompressSync(enc('{"v":1}')), encoding: 'br', mayRepeat: false },
+      { data: enc(envelope([b])), encoding: '', mayRepeat: false },
+    ]);
+    expect(plan.tables.get('websockets')?.ids).toEqual([a.event_id, b.event_id]);
+    expect(plan.dlq.map((d) => [d.reason, d.encoding])).toEqual([
+      [expect.stringMatching(/^bad envelope: cannot inflate \(br\): /), 'br'],
+      ['bad envelope: unknown Content-Encoding "zstd"', 'zstd'],
+      [expect.stringMatching(/^bad envelope: (?!cannot inflate)/), 'br'],
+    ]);
+    expect(plan.dlq[0]!.payload).toBe(corrupt);
+  });
+
   it('never throws on arbitrary bytes', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), fc.anything(), (bytes, value) => {
         const plan = planBatch([
           { data: bytes, mayRepeat: false },
+          { data: bytes, encoding: 'br', mayRepeat: false },
           { data: enc(envelope([value])), mayRepeat: true },
         ]);
-        expect(plan.events + plan.dlq.length).toBeGreaterThanOrEqual(1);
+        expect(plan.events + plan.dlq.length).toBeGreaterThanOrEqual(2);
       }),
       { numRuns: 2000 },
     );

@@ -1,4 +1,5 @@
 import {
+  decodeEnvelope,
   EVENT_FAMILY,
   envelopeSchema,
   eventSchema,
@@ -113,6 +114,8 @@ const ROW_ENCODERS = Object.fromEntries(
 
 export interface InboundMessage {
   data: Uint8Array;
+  /** The message's Content-Encoding header (envelope-encoding.ts); undefined or '' for plain JSON. */
+  encoding?: string;
   /** JetStream redelivered it, or the relay replayed it from its spool: its events may already be stored. */
   mayRepeat: boolean;
 }
@@ -127,6 +130,8 @@ export interface DlqEntry {
   reason: string;
   /** The bad envelope, or the one bad event inside a good envelope. */
   payload: Uint8Array | string;
+  /** The payload's Content-Encoding, when it is a bad envelope that came encoded. */
+  encoding?: string;
 }
 
 /**
@@ -306,9 +311,19 @@ export function emptyPlan(): BatchPlan {
 
 /** Add one message (an envelope of events) to a plan; planBatch is this over a whole batch. */
 export function planMessage(plan: BatchPlan, msg: InboundMessage): void {
-  const env = parseEnvelope(msg.data);
+  const decoded = decodeEnvelope(msg.data, msg.encoding);
+  if (!decoded.ok) {
+    plan.dlq.push({
+      reason: `bad envelope: ${decoded.error}`,
+      payload: msg.data,
+      encoding: msg.encoding || undefined,
+    });
+    return;
+  }
+  const env = parseEnvelope(decoded.json);
   if (env.kind === 'dlq') {
-    plan.dlq.push({ reason: env.reason, payload: msg.data });
+    // The envelope as it came, with its encoding, so the DLQ keeps what was sent.
+    plan.dlq.push({ reason: env.reason, payload: msg.data, encoding: msg.encoding || undefined });
     return;
   }
   for (const raw of env.value.events) {

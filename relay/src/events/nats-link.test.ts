@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { type Envelope, envelopeSchema, natsConfigShape, Topology } from '@wingman/shared';
+import { decodeEnvelope, type Envelope, envelopeSchema, natsConfigShape, Topology } from '@wingman/shared';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -16,21 +16,33 @@ const eventCount = (envelopes: Envelope[]) => envelopes.reduce((n, e) => n + e.e
 const agentsOf = (envelopes: Envelope[]) =>
   envelopes.flatMap((e) => e.events.map((ev) => (ev as { user_agent: string }).user_agent));
 
-/** Every envelope stored in the EVENTS stream, in stream order. */
-async function storedEnvelopes(natsUrl: string): Promise<Envelope[]> {
+/** Every message stored in the EVENTS stream, in stream order: its envelope, Content-Encoding and size. */
+async function storedMessages(
+  natsUrl: string,
+): Promise<{ envelope: Envelope; encoding: string; bytes: number; jsonBytes: number }[]> {
   const nc = await natsConnect(natsUrl);
   try {
     const jsm = await jetstreamManager(nc);
     const { state } = await jsm.streams.info(Topology.eventsStream);
-    const out: Envelope[] = [];
+    const out = [];
     for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
       const m = await jsm.streams.getMessage(Topology.eventsStream, { seq });
-      if (m) out.push(envelopeSchema.parse(m.json()));
+      if (!m) continue;
+      const encoding = m.header.get(Topology.encodingHeader);
+      const decoded = decodeEnvelope(m.data, encoding);
+      if (!decoded.ok) throw new Error(decoded.error);
+      const envelope = envelopeSchema.parse(JSON.parse(Buffer.from(decoded.json).toString('utf8')));
+      out.push({ envelope, encoding, bytes: m.data.byteLength, jsonBytes: decoded.json.byteLength });
     }
     return out;
   } finally {
     await nc.close();
   }
+}
+
+/** Every envelope stored in the EVENTS stream, in stream order. */
+async function storedEnvelopes(natsUrl: string): Promise<Envelope[]> {
+  return (await storedMessages(natsUrl)).map((m) => m.envelope);
 }
 
 /** A logger at error level that keeps the `restartInMs` of each "thread exited" line. */
@@ -52,10 +64,10 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
     for (const f of cleanup.splice(0).reverse()) await f();
   });
 
-  async function setUp() {
+  async function setUp(env: Record<string, string> = {}) {
     const nats = await startNats();
     cleanup.push(() => nats.stop('SIGKILL'));
-    const config = z.object(natsConfigShape).parse({ NATS_URL: nats.url });
+    const config = z.object(natsConfigShape).parse({ NATS_URL: nats.url, ...env });
     const spool = new Spool(tempDir('wingman-link-spool-'), 64 * 1024 * 1024);
     // Envelopes fill their 16 KiB before their 50 events: full ones, in shared memory, are what
     // the relay hands the thread.
@@ -91,6 +103,11 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
     expect(
       new Set(envelopes.flatMap((e) => e.events.map((ev) => (ev as { event_id: string }).event_id))).size,
     ).toBe(sent.length);
+    // Stored compressed by default (EVENT_ENCODING=br), and much smaller than their JSON.
+    const stored = await storedMessages(nats.url);
+    expect(stored.map((m) => m.encoding)).toEqual(stored.map(() => 'br'));
+    const sum = (f: (m: (typeof stored)[number]) => number) => stored.reduce((n, m) => n + f(m), 0);
+    expect(sum((m) => m.bytes)).toBeLessThan(sum((m) => m.jsonBytes) / 4);
 
     const thread = link.thread!;
     const exited = new Promise<number>((r) => thread.once('exit', r));
@@ -98,6 +115,18 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
     await exited;
     expect(link.thread).toBeUndefined();
     expect(link.connected).toBe(false);
+  });
+
+  it('with EVENT_ENCODING=none, envelopes are stored as plain JSON without a Content-Encoding', async () => {
+    const { nats, publisher, link } = await setUp({ EVENT_ENCODING: 'none' });
+    await eventually(async () => link.connected, Boolean);
+    const sent = emitTagged(publisher, 'plain', 120);
+    const stored = await eventually(
+      () => storedMessages(nats.url),
+      (m) => eventCount(m.map((x) => x.envelope)) >= sent.length,
+    );
+    expect(agentsOf(stored.map((m) => m.envelope))).toEqual(sent);
+    expect(stored.map((m) => [m.encoding, m.bytes])).toEqual(stored.map((m) => ['', m.jsonBytes]));
   });
 
   it('a worker thread that dies is replaced; events from meanwhile spool and are replayed, none lost or doubled', async () => {

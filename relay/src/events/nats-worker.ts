@@ -54,7 +54,7 @@ try {
   });
   if (!closing) {
     await migrateJetStream(nc, await jetstreamManager(nc), config);
-    sink = jetStreamSink(jetstream(nc));
+    sink = jetStreamSink(jetstream(nc), config.EVENT_ENCODING);
     send({ type: 'link', up: true, first: true });
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') send({ type: 'link', up: false, first: false });

@@ -1,6 +1,6 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
-import { Topology } from '@wingman/shared';
+import { type EnvelopeEncoding, encodeEnvelope, Topology } from '@wingman/shared';
 
 export interface PublishOptions {
   /** The envelope's id: its Nats-Msg-Id, so a retried publish is stored once. */
@@ -16,12 +16,18 @@ export interface EventSink {
   publish(subject: string, data: Uint8Array | string, opts: PublishOptions): Promise<void>;
 }
 
-/** Publish straight through a JetStream client on this thread. */
-export function jetStreamSink(js: JetStreamClient): EventSink {
+/**
+ * Publish straight through a JetStream client on this thread, each envelope encoded as
+ * `encoding` (EVENT_ENCODING) and its Content-Encoding header set to match. The relay runs this on
+ * its NATS worker thread, so the compression is off the event loop that serves visitors.
+ */
+export function jetStreamSink(js: JetStreamClient, encoding: EnvelopeEncoding): EventSink {
   return {
-    async publish(subject, data, { msgID, timeoutMs, replayed }) {
+    async publish(subject, json, { msgID, timeoutMs, replayed }) {
       const h = natsHeaders();
       if (replayed) h.set(Topology.replayedHeader, '1');
+      const { data, contentEncoding } = encodeEnvelope(json, encoding);
+      if (contentEncoding) h.set(Topology.encodingHeader, contentEncoding);
       await js.publish(subject, data, { msgID, timeout: timeoutMs, headers: h });
     },
   };

@@ -13,6 +13,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { envInt } from '../config/load-config.ts';
 import { WingmanError } from '../errors/catalogue.ts';
+import { ENVELOPE_ENCODINGS } from '../events/envelope-encoding.ts';
 
 /** Subjects and names of the event pipeline. */
 export const Topology = {
@@ -24,6 +25,8 @@ export const Topology = {
   ingestConsumer: 'ingest',
   /** Header marking envelopes the relay replayed from its disk spool: ingest checks their events against what is stored. */
   replayedHeader: 'Wingman-Replayed',
+  /** How an envelope's bytes are encoded (envelope-encoding.ts); absent for plain JSON. */
+  encodingHeader: 'Content-Encoding',
   /** Header carrying the reason on DLQ messages. */
   dlqReasonHeader: 'Wingman-Dlq-Reason',
   /** Request/reply subject of ingest's read-only SQL service. */
@@ -41,6 +44,8 @@ export const natsConfigShape = {
   /** Window in which a repeated Nats-Msg-Id is stored only once. */
   DUPLICATE_WINDOW_MS: envInt(10 * 60_000, 1000),
   JS_REPLICAS: envInt(1, 1, 5),
+  /** How the relay encodes envelopes on the wire (envelope-encoding.ts); ingest reads every encoding. */
+  EVENT_ENCODING: z.enum(ENVELOPE_ENCODINGS).default('br'),
   /** Unacked messages are redelivered after this; ingest acks or naks each batch well within it. */
   ACK_WAIT_MS: envInt(10_000, 1000),
 };
