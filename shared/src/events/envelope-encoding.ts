@@ -4,11 +4,13 @@ import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
  * How an envelope's bytes are encoded on the NATS wire and in JetStream, named in the message's
  * `Content-Encoding` header (Topology.encodingHeader). No header: the envelope's JSON as is.
  *
- * `br` is Brotli at quality 1. Envelopes are JSON with the same keys in every event, so it
- * shrinks a typical 430 KB envelope ~15x for ~0.35 µs of CPU per event, and inflating costs ingest
- * ~0.55 µs. The bytes saved matter more than that: nats-server 2.9 spends ~4 µs of CPU per event
- * holding an uncompressed envelope in its file store's cache while a consumer reads it
- * (docs/performance.md, twelfth session).
+ * `br` is Brotli at quality 1. Envelopes are JSON with the same keys in every event, so a typical
+ * 430 KB envelope of request events shrinks ~15x, for ~0.35 µs of CPU per event (micro-benchmark).
+ * The bytes saved are worth more than that: nats-server 2.9 grows a block's write cache by
+ * appending each message while a consumer reads along, so it copied and page-faulted every stored
+ * byte several times over. In bench:pipeline at 20k events/s nats-server used 2.75–3.19 µs of CPU
+ * per event on plain envelopes and 0.81–0.88 on compressed ones, and ingest, which reads 15x fewer
+ * bytes off its socket, used less too (docs/performance.md, twelfth session).
  */
 export const ENVELOPE_ENCODINGS = ['br', 'none'] as const;
 export type EnvelopeEncoding = (typeof ENVELOPE_ENCODINGS)[number];
