@@ -8,12 +8,13 @@ describe('relay config', () => {
     expect(c.PORT).toBe(8080);
     expect(c.MAX_SESSIONS).toBe(10_000);
     expect(c.SESSION_TIMEOUT).toBe(60 * 60_000);
+    expect(c.EVENT_ENCODING).toBe('br');
     expect(Object.isFrozen(c)).toBe(true);
   });
 
   it('reports every bad key at once', () => {
     try {
-      loadRelayConfig({ PORT: 'eighty', MAX_SESSIONS: '0', TRUST_PROXY: 'maybe' });
+      loadRelayConfig({ PORT: 'eighty', MAX_SESSIONS: '0', TRUST_PROXY: 'maybe', EVENT_ENCODING: 'gzip' });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
@@ -21,6 +22,7 @@ describe('relay config', () => {
       expect(issues).toContain('PORT');
       expect(issues).toContain('MAX_SESSIONS');
       expect(issues).toContain('TRUST_PROXY');
+      expect(issues).toContain('EVENT_ENCODING');
     }
   });
 
