@@ -4,12 +4,13 @@ import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
  * How an envelope's bytes are encoded on the NATS wire and in JetStream, named in the message's
  * `Content-Encoding` header (Topology.encodingHeader). No header: the envelope's JSON as is.
  *
- * `br` is Brotli at quality 1. Envelopes are JSON with the same keys in every event, so a typical
- * 430 KB envelope of request events shrinks ~15x, for ~0.35 µs of CPU per event (micro-benchmark).
+ * `br` is Brotli at quality 1. Envelopes are JSON with the same keys in every event: an envelope of
+ * varied request events (real user agents, ids in paths, many IPs) shrinks ~7x for ~1 µs of CPU per
+ * event, the benchmarks' more repetitive ones ~18x for ~0.35 µs (micro-benchmarks).
  * The bytes saved are worth more than that: nats-server 2.9 grows a block's write cache by
  * appending each message while a consumer reads along, so it copied and page-faulted every stored
  * byte several times over. In bench:pipeline at 20k events/s nats-server used 2.75–3.19 µs of CPU
- * per event on plain envelopes and 0.81–0.88 on compressed ones, and ingest, which reads 15x fewer
+ * per event on plain envelopes and 0.81–0.88 on compressed ones, and ingest, which reads far fewer
  * bytes off its socket, used less too (docs/performance.md, twelfth session).
  */
 export const ENVELOPE_ENCODINGS = ['br', 'none'] as const;
