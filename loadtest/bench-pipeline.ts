@@ -21,8 +21,7 @@
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createLogger, ENVELOPE_ENCODINGS, migrateJetStream } from '@wingman/shared';
-import { z } from 'zod';
+import { createLogger, migrateJetStream, natsConfigShape } from '@wingman/shared';
 import { loadIngestConfig } from '../ingest/src/config.ts';
 import { EventPublisher } from '../relay/src/events/publisher.ts';
 import { jetStreamSink } from '../relay/src/events/sink.ts';
@@ -41,8 +40,8 @@ const total = Number(args.events ?? (args.smoke ? 20_000 : 300_000));
 const rate = Number(args.rate ?? (args.smoke ? 5000 : 20_000));
 const lagSeconds = args.smoke ? 2 : 8;
 const RUN = `bench${Date.now().toString(36)}`;
-/** Envelopes on the wire as the relay sends them: EVENT_ENCODING, `br` unless set. */
-const encoding = z.enum(ENVELOPE_ENCODINGS).parse(process.env.EVENT_ENCODING ?? 'br');
+/** Envelopes on the wire as the relay sends them: EVENT_ENCODING, read with the relay's own default. */
+const encoding = natsConfigShape.EVENT_ENCODING.parse(process.env.EVENT_ENCODING);
 
 /** Slowest JetStream publish (PubAck wait) seen by the bench's publishers, in ms. */
 let slowestPublishMs = 0;

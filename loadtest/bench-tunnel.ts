@@ -22,6 +22,7 @@
  */
 
 import type { NatsConnection } from '@nats-io/transport-node';
+import { natsConfigShape } from '@wingman/shared';
 import {
   eventually,
   type IngestProc,
@@ -249,8 +250,8 @@ try {
             ratio_events_on_off_ci95: meanCi95(ev.pairRatios)?.map((x) => round(x, 3)),
             events_missing: ev.missing,
             ingest_sched: ingestSched,
-            // The relays' EVENT_ENCODING (they inherit this environment).
-            encoding: process.env.EVENT_ENCODING ?? 'br',
+            // The relays' EVENT_ENCODING (they inherit this environment), with their default.
+            encoding: natsConfigShape.EVENT_ENCODING.parse(process.env.EVENT_ENCODING),
           }
         : {}),
       seconds,

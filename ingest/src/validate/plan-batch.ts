@@ -312,15 +312,9 @@ export function emptyPlan(): BatchPlan {
 /** Add one message (an envelope of events) to a plan; planBatch is this over a whole batch. */
 export function planMessage(plan: BatchPlan, msg: InboundMessage): void {
   const decoded = decodeEnvelope(msg.data, msg.encoding);
-  if (!decoded.ok) {
-    plan.dlq.push({
-      reason: `bad envelope: ${decoded.error}`,
-      payload: msg.data,
-      encoding: msg.encoding || undefined,
-    });
-    return;
-  }
-  const env = parseEnvelope(decoded.json);
+  const env = decoded.ok
+    ? parseEnvelope(decoded.json)
+    : ({ kind: 'dlq', reason: `bad envelope: ${decoded.error}` } as const);
   if (env.kind === 'dlq') {
     // The envelope as it came, with its encoding, so the DLQ keeps what was sent.
     plan.dlq.push({ reason: env.reason, payload: msg.data, encoding: msg.encoding || undefined });
