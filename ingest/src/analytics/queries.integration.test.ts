@@ -9,7 +9,7 @@ import { tempDir } from '../../../test/helpers/temp-dir.ts';
 import { loadIngestConfig } from '../config.ts';
 import { runMigrations } from '../sink/migrate.ts';
 import { createWarehouse } from '../sink/warehouse.ts';
-import { TABLE_COLUMNS, type TableName, toRow } from '../validate/plan-batch.ts';
+import { TABLE_SCHEMA, type TableName, toRow } from '../validate/plan-batch.ts';
 import { answerSqlRequest, QUERIES_DIR, runSql, sqlRequestSchema } from './sql-service.ts';
 
 /**
@@ -182,15 +182,36 @@ afterAll(async () => {
 });
 
 describe('migrations', () => {
-  it('the columns ingest writes exist in the schema, in every raw table', async () => {
-    for (const [table, cols] of Object.entries(TABLE_COLUMNS)) {
+  it('the columns ingest writes exist in every raw table, with the types and defaults it writes them with', async () => {
+    for (const [table, cols] of Object.entries(TABLE_SCHEMA)) {
       const r = await ch.query({
-        query: 'SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String}',
+        query:
+          'SELECT name, type, default_expression AS d FROM system.columns WHERE database = currentDatabase() AND table = {t:String}',
         query_params: { t: table },
         format: 'JSONEachRow',
       });
-      const present = new Set((await r.json<{ name: string }>()).map((c) => c.name));
-      expect(cols.filter((c) => !present.has(c))).toEqual([]);
+      const live = new Map(
+        (await r.json<{ name: string; type: string; d: string }>()).map((c) => [c.name, c]),
+      );
+      // RowBinary sends a LowCardinality(String) as a String. A column without a DEFAULT, or with
+      // the type's zero, is written as that zero when a row lacks it; any other DEFAULT is named.
+      const zero = (type: string) => (type === 'String' ? "''" : '0');
+      const got = cols.map((c) => {
+        const l = live.get(c.name);
+        const type = l?.type.replace(/^LowCardinality\((.*)\)$/, '$1');
+        return { name: c.name, type, d: l?.d === '' || l?.d === zero(c.type) ? undefined : l?.d };
+      });
+      const want = cols.map((c) => ({
+        name: c.name,
+        type: c.type,
+        d:
+          c.default === undefined
+            ? undefined
+            : typeof c.default === 'string'
+              ? `'${c.default}'`
+              : String(c.default),
+      }));
+      expect(got).toEqual(want);
     }
   });
 

@@ -4,7 +4,7 @@ import { headers as natsHeaders } from '@nats-io/transport-node';
 import { type Logger, Topology } from '@wingman/shared';
 import type { IngestConfig } from '../config.ts';
 import type { IngestMetrics } from '../observability/metrics.ts';
-import { insertLines } from '../sink/insert.ts';
+import { insertRows } from '../sink/insert.ts';
 import {
   type BatchPlan,
   chTime,
@@ -58,11 +58,11 @@ export function startWorker(deps: {
         toInsert = withoutStored(rows, await storedIds(ch, table, maybe));
         checkMs += performance.now() - t;
       }
-      if (toInsert.lines.length === 0) continue;
+      if (toInsert.ids.length === 0) continue;
       const end = metrics.insertDuration.startTimer({ table });
-      await insertLines(ch, table, toInsert.lines);
+      await insertRows(ch, table, toInsert);
       end();
-      metrics.rowsInserted.inc({ table }, toInsert.lines.length);
+      metrics.rowsInserted.inc({ table }, toInsert.ids.length);
     }
     return checkMs;
   }

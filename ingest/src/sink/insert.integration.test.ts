@@ -1,21 +1,26 @@
+import { readdirSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import { newEventId } from '@wingman/shared';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestCompletedEvent } from '../../../test/fixtures/events.ts';
-import { encodeRows, insertRows } from '../../../test/helpers/rows.ts';
+import { decodeRows, encodeRows, insertRows } from '../../../test/helpers/rows.ts';
 import { tempDir } from '../../../test/helpers/temp-dir.ts';
 import { loadIngestConfig } from '../config.ts';
 import { isEvent } from '../validate/event-validator.ts';
-import { type Row, TABLE_COLUMNS, toRow } from '../validate/plan-batch.ts';
+import { type Row, TABLE_COLUMNS, TABLE_SCHEMA, toRow } from '../validate/plan-batch.ts';
 import { runMigrations } from './migrate.ts';
 import { createWarehouse, insertEncoded } from './warehouse.ts';
 
 /** Real embedded chDB (this file runs in its own process): rows go in as the worker sends them. */
 let ch: ClickHouseClient;
+let chdbDir: string;
 beforeAll(async () => {
-  ch = await createWarehouse(loadIngestConfig({ CHDB_PATH: tempDir('wingman-insert-') }));
+  chdbDir = tempDir('wingman-insert-');
+  ch = await createWarehouse(loadIngestConfig({ CHDB_PATH: chdbDir }));
   await runMigrations(ch, { rawTtlDays: 30 });
 });
 afterAll(async () => {
@@ -54,13 +59,13 @@ describe('encoded inserts into chDB', () => {
       'é',
       '😀',
     );
-    const text = fc.string({
-      unit: fc.oneof(special, fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })),
-      maxLength: 40,
-    });
+    const unit = fc.oneof(special, fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }));
+    const text = fc.string({ unit, maxLength: 40 });
+    // Up to the schema's 512 for user agents: past 127 UTF-8 bytes, a string's length takes two bytes.
+    const long = fc.string({ unit, minLength: 30, maxLength: 512 });
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.record({ path: text, ua: text, ref: text, bytes: fc.nat() }), {
+        fc.array(fc.record({ path: text, ua: fc.oneof(text, long), ref: text, bytes: fc.nat() }), {
           minLength: 1,
           maxLength: 20,
         }),
@@ -94,30 +99,74 @@ describe('encoded inserts into chDB', () => {
     );
   });
 
-  it('one JSON array per line, columns in TABLE_COLUMNS order', () => {
-    const e = requestCompletedEvent({ path: '/a\tb', user_agent: 'say "hi"\n' });
+  it('RowBinary rows read back the same by ClickHouse and by the format as documented, defaults included', async () => {
+    const e = requestCompletedEvent({ path: '/a\tb', user_agent: `say "hi"\n${'é'.repeat(200)}` });
     const row = rowOf(e);
-    const lines = encodeRows('requests', [row, row]).toString().split('\n');
-    expect(lines).toHaveLength(3);
-    expect(lines[2]).toBe('');
-    const parsed = JSON.parse(lines[0]!) as unknown[];
-    const at = (column: string) => parsed[TABLE_COLUMNS.requests.indexOf(column)];
-    expect(parsed).toHaveLength(TABLE_COLUMNS.requests.length);
-    expect([at('event_id'), at('path'), at('user_agent')]).toEqual([row.event_id, '/a\tb', 'say "hi"\n']);
+    const bytes = encodeRows('requests', [row, row]);
+    const decoded = decodeRows('requests', bytes);
+    expect(decoded).toHaveLength(2);
+    expect(decoded[0]).toEqual(decoded[1]);
+    expect(Object.keys(decoded[0]!)).toEqual(TABLE_COLUMNS.requests);
+    expect([decoded[0]!.event_id, decoded[0]!.ts, decoded[0]!.path, decoded[0]!.user_agent]).toEqual([
+      row.event_id,
+      row.ts,
+      '/a\tb',
+      row.user_agent,
+    ]);
+    // A value the row lacks is written as its column's default: 'relay' and 1 here, not '' and 0.
+    const opened = rowOf({
+      v: 1,
+      event_id: newEventId(),
+      ts: Date.now(),
+      relay_id: 'test-relay',
+      session_id: 's1',
+      type: 'connection.opened',
+      client_ip: '127.0.0.1',
+    });
+    expect(decodeRows('connections', encodeRows('connections', [opened]))[0]).toMatchObject({
+      transport: 'relay',
+      success: 1,
+      code: 0,
+    });
+    // Past 16383 bytes a length takes three bytes (no event field is that long; the format allows it).
+    const huge = { ...rowOf(requestCompletedEvent()), user_agent: 'ü'.repeat(20_000) };
+    await insertRows(ch, 'requests', [huge]);
+    expect((await stored([huge.event_id]))[0]?.user_agent).toBe(huge.user_agent);
+    await insertRows(ch, 'connections', [opened]);
+    const r = await ch.query({
+      query: 'SELECT transport, success, code FROM connections WHERE event_id = {id:String}',
+      query_params: { id: opened.event_id },
+      format: 'JSONEachRow',
+    });
+    expect(await r.json()).toEqual([{ transport: 'relay', success: 1, code: 0 }]);
   });
 
-  it('a batch with a row the table cannot take rejects as a whole: nothing of it is stored', async () => {
-    const good = rowOf(requestCompletedEvent());
-    const bad = { ...rowOf(requestCompletedEvent()), status: 'not a number' };
-    await expect(insertRows(ch, 'requests', [good, bad])).rejects.toThrow(/Cannot parse input/);
-    expect(await stored([good.event_id, bad.event_id])).toEqual([]);
+  it('a batch the table cannot read rejects as a whole: nothing of it is stored', async () => {
+    const rows = [rowOf(requestCompletedEvent()), rowOf(requestCompletedEvent())];
+    const bytes = encodeRows('requests', rows);
+    const cut = {
+      table: 'requests',
+      columns: TABLE_SCHEMA.requests,
+      payload: bytes.subarray(0, bytes.length - 3),
+    };
+    await expect(insertEncoded(ch, cut)).rejects.toThrow(/Cannot read all data/);
+    expect(await stored(rows.map((r) => r.event_id))).toEqual([]);
+  });
+
+  it('leaves no staging files behind, after a good insert or a failed one', async () => {
+    const staging = join(chdbDir, 'ingest-inserts');
+    expect(readdirSync(staging)).toEqual([]);
+    await insertRows(ch, 'requests', [rowOf(requestCompletedEvent())]);
+    const bad = { table: 'nope', columns: TABLE_SCHEMA.requests, payload: encodeRows('requests', []) };
+    await expect(insertEncoded(ch, { ...bad, payload: Buffer.from([1]) })).rejects.toThrow(/nope/);
+    expect(readdirSync(staging)).toEqual([]);
   });
 });
 
 describe('insertEncoded', () => {
   it('refuses a client createWarehouse did not make, instead of guessing how to send to it', () => {
     const alien = createClient({ url: 'http://127.0.0.1:9' });
-    const insert = { table: 'requests', columns: ['event_id'], format: 'JSONCompactEachRow' as const };
+    const insert = { table: 'requests', columns: TABLE_SCHEMA.requests };
     expect(() => insertEncoded(alien, { ...insert, payload: Buffer.alloc(0) })).toThrow(
       /not made by createWarehouse/,
     );
@@ -167,7 +216,7 @@ describe('inserts to a ClickHouse server (HTTP stand-in)', () => {
       const [req] = s.seen;
       expect(req?.method).toBe('POST');
       expect(req?.url.searchParams.get('query')).toBe(
-        `INSERT INTO requests (${TABLE_COLUMNS.requests.join(', ')}) FORMAT JSONCompactEachRow`,
+        `INSERT INTO requests (${TABLE_COLUMNS.requests.join(', ')}) FORMAT RowBinary`,
       );
       expect(req?.url.searchParams.get('async_insert')).toBe('0');
       expect(req?.url.searchParams.get('wait_for_async_insert')).toBe('0');

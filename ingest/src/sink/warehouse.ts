@@ -1,7 +1,10 @@
-import { join } from 'node:path';
+import { mkdirSync, rmSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { IngestConfig } from '../config.ts';
+import { type Column, structureOf } from '../validate/row-binary.ts';
 
 /**
  * Settings for every insert. Synchronous inserts (newer servers default to async). And no
@@ -12,13 +15,19 @@ import type { IngestConfig } from '../config.ts';
  */
 export const INSERT_SETTINGS = { async_insert: 0, wait_for_async_insert: 0, optimize_on_insert: 0 } as const;
 
-/** Rows already encoded in `format`, one per line, for `table (columns)`. */
+/** Rows already encoded as RowBinary (row-binary.ts) for `table (columns)`. */
 export interface EncodedInsert {
   table: string;
-  columns: readonly string[];
-  format: 'JSONCompactEachRow';
+  columns: readonly Column[];
   payload: Buffer;
 }
+
+const SETTINGS_SQL = Object.entries(INSERT_SETTINGS)
+  .map(([k, v]) => `${k} = ${v}`)
+  .join(', ');
+const namesOf = (columns: readonly Column[]) => columns.map((c) => c.name).join(', ');
+/** A ClickHouse string literal. */
+const sqlString = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 
 type SendEncoded = (insert: EncodedInsert) => Promise<void>;
 /** How each client made here sends encoded rows (see insertEncoded). */
@@ -43,9 +52,9 @@ export async function createWarehouse(c: Readonly<IngestConfig>): Promise<ClickH
       // reaches our code, which logs it once, through pino.
       log: { level: ClickHouseLogLevel.OFF },
     });
-    senders.set(ch, async ({ table, columns, format, payload }) => {
+    senders.set(ch, async ({ table, columns, payload }) => {
       const r = await ch.exec({
-        query: `INSERT INTO ${table} (${columns.join(', ')}) FORMAT ${format}`,
+        query: `INSERT INTO ${table} (${namesOf(columns)}) FORMAT RowBinary`,
         values: Readable.from([payload]),
         clickhouse_settings: INSERT_SETTINGS,
       });
@@ -57,18 +66,32 @@ export async function createWarehouse(c: Readonly<IngestConfig>): Promise<ClickH
   const { createChdbConnection } = await import('chdb/connection');
   const connection = createChdbConnection({ path: chdbPath(c) });
   const ch = createClient({ connection } as Parameters<typeof createClient>[0]);
-  senders.set(ch, async ({ table, columns, format, payload }) => {
-    await connection.chdb.rawInsert({ table, columns, format, values: payload, settings: INSERT_SETTINGS });
+  // chDB takes an insert's data inline only in text formats, so RowBinary goes by way of a file
+  // that the INSERT reads with `file()`. Files left by a crash are removed at start.
+  const staging = resolve(chdbPath(c), 'ingest-inserts');
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true });
+  let seq = 0;
+  senders.set(ch, async ({ table, columns, payload }) => {
+    const file = join(staging, `${table}-${++seq}.rowbinary`);
+    await writeFile(file, payload);
+    try {
+      await connection.chdb.queryAsync(
+        `INSERT INTO ${table} (${namesOf(columns)}) SETTINGS ${SETTINGS_SQL} ` +
+          `SELECT * FROM file(${sqlString(file)}, 'RowBinary', ${sqlString(structureOf(columns))})`,
+      );
+    } finally {
+      await rm(file, { force: true });
+    }
   });
   return ch;
 }
 
 /**
- * Insert rows already encoded as `format` lines; both warehouses get the same bytes. To a
- * server they go as the body of the client's `exec`. To chDB they go through the connection's
- * own zero-copy insert (`connection.chdb.rawInsert`): the client's `insert` and `exec` would
- * have chDB's connection turn the body into text and join it to the SQL first, which cost ~20%
- * of ingest's CPU per event (docs/performance.md).
+ * Insert rows already encoded as RowBinary; both warehouses get the same bytes. To a server they
+ * go as the body of the client's `exec`. To chDB they go as a file the INSERT reads: its inline
+ * insert (`connection.chdb.rawInsert`) takes text formats only, and parsing text was ~40% of
+ * chDB's CPU per row (docs/performance.md, thirteenth session).
  */
 export function insertEncoded(ch: ClickHouseClient, insert: EncodedInsert): Promise<void> {
   const send = senders.get(ch);

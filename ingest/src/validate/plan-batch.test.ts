@@ -2,16 +2,10 @@ import { brotliCompressSync } from 'node:zlib';
 import { encodeEnvelope, newEventId } from '@wingman/shared';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { decodeRows, planRows } from '../../../test/helpers/rows.ts';
 import { retryDelay } from '../consume/worker.ts';
 import { frameworkOf } from './enrich.ts';
-import {
-  type BatchPlan,
-  chTime,
-  planBatch,
-  TABLE_COLUMNS,
-  type TableName,
-  withoutStored,
-} from './plan-batch.ts';
+import { type BatchPlan, chTime, planBatch, type Row, type TableName, withoutStored } from './plan-batch.ts';
 
 const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
 const event = (over: Record<string, unknown> = {}) => ({
@@ -31,14 +25,13 @@ const event = (over: Record<string, unknown> = {}) => ({
 });
 const envelope = (events: unknown[]) => ({ v: 1, relay_id: 'r1', id: 'r1-x-1', events });
 
-/** A table's planned lines read back as rows by column name; null values (column defaults) left out. */
+/** A table's planned rows read back by column name. */
 function rowsOf(plan: BatchPlan, table: TableName): Record<string, unknown>[] | undefined {
-  const cols = TABLE_COLUMNS[table];
-  return plan.tables.get(table)?.lines.map((line) => {
-    const values = JSON.parse(line) as unknown[];
-    expect(values).toHaveLength(cols.length);
-    return Object.fromEntries(cols.map((c, i) => [c, values[i]]).filter(([, v]) => v !== null));
-  });
+  const rows = plan.tables.get(table);
+  if (!rows) return undefined;
+  const decoded = decodeRows(table, rows.rows.bytes());
+  expect(decoded.map((r) => r.event_id)).toEqual(rows.ids);
+  return decoded;
 }
 
 describe('planBatch', () => {
@@ -56,7 +49,7 @@ describe('planBatch', () => {
     expect(rowsOf(plan, 'websockets')).toEqual([
       {
         event_id: good.event_id,
-        ts: '1795780800.123', // 2026-11-27 12:00:00.123 UTC
+        ts: 1795780800123, // 2026-11-27 12:00:00.123 UTC
         relay_id: 'r1',
         session_id: 's1',
         duration_ms: 5,
@@ -96,7 +89,7 @@ describe('planBatch', () => {
       maxTs: 5000,
     });
     expect(plan.tables.get('websockets')?.ids).toEqual([a, d, b, c].map((e) => e.event_id));
-    expect(rowsOf(plan, 'websockets')?.map((r) => r.ts)).toEqual(['1.000', '9.000', '5.000', '3.000']);
+    expect(rowsOf(plan, 'websockets')?.map((r) => r.ts)).toEqual([1000, 9000, 5000, 3000]);
   });
 
   it('reads Brotli-encoded envelopes; bad encodings go to the DLQ as they came, and the rest still plan', () => {
@@ -138,8 +131,17 @@ describe('planBatch', () => {
 
 describe('helpers', () => {
   it('withoutStored drops stored ids and repeats within the batch', () => {
-    const rows = { ids: ['a', 'b', 'b', 'c'], lines: ['["a"]', '["b"]', '["b"]', '["c"]'] };
-    expect(withoutStored(rows, new Set(['c']))).toEqual({ ids: ['a', 'b'], lines: ['["a"]', '["b"]'] });
+    const row = (event_id: string, ip: string) =>
+      ({ event_id, ts: 1, type: 'auth.failed', relay_id: 'r', session_id: 's', ip }) as Row;
+    const rows = planRows('security', [row('a', '1'), row('b', '2'), row('b', '3'), row('c', '4')]);
+    const kept = withoutStored(rows, new Set(['c']));
+    expect(kept.ids).toEqual(['a', 'b']);
+    expect(decodeRows('security', kept.rows.bytes()).map((r) => [r.event_id, r.ip])).toEqual([
+      ['a', '1'],
+      ['b', '2'],
+    ]);
+    // Nothing to drop: the same rows, not a copy.
+    expect(withoutStored(kept, new Set())).toBe(kept);
   });
 
   it('retryDelay doubles up to the cap', () => {
