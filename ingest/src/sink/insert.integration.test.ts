@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { loadIngestConfig } from '../config.ts';
 import { isEvent } from '../validate/event-validator.ts';
 import { type Row, TABLE_COLUMNS, TABLE_SCHEMA, toRow } from '../validate/plan-batch.ts';
 import { runMigrations } from './migrate.ts';
-import { createWarehouse, insertEncoded } from './warehouse.ts';
+import { createWarehouse, insertEncoded, prepareStaging } from './warehouse.ts';
 
 /** Real embedded chDB (this file runs in its own process): rows go in as the worker sends them. */
 let ch: ClickHouseClient;
@@ -160,6 +160,18 @@ describe('encoded inserts into chDB', () => {
     const bad = { table: 'nope', columns: TABLE_SCHEMA.requests, payload: encodeRows('requests', []) };
     await expect(insertEncoded(ch, { ...bad, payload: Buffer.from([1]) })).rejects.toThrow(/nope/);
     expect(readdirSync(staging)).toEqual([]);
+  });
+});
+
+describe('the staging directory for chDB inserts', () => {
+  it("removes files left by a process that is gone and keeps a live process's", () => {
+    const dir = join(tempDir('wingman-staging-'), 'ingest-inserts');
+    expect(prepareStaging(dir)).toBe(dir);
+    // Linux pids stay below 2^22, so 999999999 is no process; this test's own pid is live.
+    for (const f of ['999999999-1-requests.rowbinary', `${process.pid}-7-requests.rowbinary`, 'stray'])
+      writeFileSync(join(dir, f), 'x');
+    prepareStaging(dir);
+    expect(readdirSync(dir)).toEqual([`${process.pid}-7-requests.rowbinary`]);
   });
 });
 

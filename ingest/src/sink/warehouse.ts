@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -67,13 +67,11 @@ export async function createWarehouse(c: Readonly<IngestConfig>): Promise<ClickH
   const connection = createChdbConnection({ path: chdbPath(c) });
   const ch = createClient({ connection } as Parameters<typeof createClient>[0]);
   // chDB takes an insert's data inline only in text formats, so RowBinary goes by way of a file
-  // that the INSERT reads with `file()`. Files left by a crash are removed at start.
-  const staging = resolve(chdbPath(c), 'ingest-inserts');
-  rmSync(staging, { recursive: true, force: true });
-  mkdirSync(staging, { recursive: true });
+  // that the INSERT reads with `file()`, removed after its insert.
+  const staging = prepareStaging(resolve(chdbPath(c), 'ingest-inserts'));
   let seq = 0;
   senders.set(ch, async ({ table, columns, payload }) => {
-    const file = join(staging, `${table}-${++seq}.rowbinary`);
+    const file = join(staging, `${process.pid}-${++seq}-${table}.rowbinary`);
     await writeFile(file, payload);
     try {
       await connection.chdb.queryAsync(
@@ -97,6 +95,30 @@ export function insertEncoded(ch: ClickHouseClient, insert: EncodedInsert): Prom
   const send = senders.get(ch);
   if (!send) throw new Error('insertEncoded: this ClickHouse client was not made by createWarehouse');
   return send(insert);
+}
+
+/**
+ * Create the directory for insert files, or clear it of files named for a process that is gone
+ * (a crash mid-insert). Files of a live process stay: another ingest may be inserting them.
+ */
+export function prepareStaging(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(dir)) {
+    const pid = Number(/^(\d+)-/.exec(f)?.[1]);
+    if (!isAlive(pid)) rmSync(join(dir, f), { force: true });
+  }
+  return dir;
+}
+
+/** Whether a process with this id runs (signal 0 checks without sending; EPERM means it runs). */
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export const chdbPath = (c: Readonly<IngestConfig>): string => c.CHDB_PATH ?? join(c.DATA_DIR, 'chdb');
