@@ -5,7 +5,7 @@
  * this machine, in one run, with wrk as the load generator:
  *   - 64-byte responses at 32 connections (requests/s, p50, p99);
  *   - 1 MiB responses at 4 connections (MiB/s).
- * With --events, nats-server and the ingest worker start, and eight pairs (--pairs) of
+ * With --events, nats-server and the ingest worker start, and sixteen pairs (--pairs) of
  * tunnels run one pair after the other, each pair side by side: one relay with
  * events off, one with events on (every request an event). In each pair 64-byte
  * runs of 4 s alternate between them in ABBA order (off, on, on, off), so drift
@@ -52,12 +52,16 @@ const args = benchArgs({
   // Diagnostic: start ingest only after the measured rounds, so they show the relay + NATS share alone.
   'ingest-after': { type: 'boolean', default: false },
   'ingest-sched': { type: 'string', default: 'idle' },
-  /** Fresh off/on tunnel pairs with --events (default 8; 1 with --smoke). */
+  /**
+   * Fresh off/on tunnel pairs with --events (default 16; 1 with --smoke). Single pairs scatter by
+   * ±0.1 on this machine; with 8 a run's 95% interval was about ±0.07, too wide to tell 0.9 from
+   * 0.95 (docs/performance.md, thirteenth session).
+   */
   pairs: { type: 'string' },
 });
 const ingestSched = ingestSchedArg(args['ingest-sched']);
 const seconds = Number(args.seconds ?? (args.smoke ? 2 : 10));
-const pairs = Number(args.pairs ?? (args.smoke ? 1 : 8));
+const pairs = Number(args.pairs ?? (args.smoke ? 1 : 16));
 if (!Number.isInteger(pairs) || pairs < 1)
   throw new Error(`--pairs must be a whole number ≥ 1, not ${args.pairs}`);
 const MIB = 1024 * 1024;
