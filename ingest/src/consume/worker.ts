@@ -46,6 +46,14 @@ export function startWorker(deps: {
   const pull = deps.pull ?? ((opts: FetchOptions) => consumer.fetch(opts));
   let stopping = false;
   let failures = 0;
+  /**
+   * The highest stream sequence delivered to this worker in an earlier batch. A message at or
+   * below it was delivered before, whatever its delivery count says: a consumer whose state went
+   * back (nats-server restarted before it wrote the state, or the consumer recreated) delivers
+   * again as new what ingest already stored while its acks were lost. Its events are checked
+   * against ClickHouse like a redelivery's, so they are not stored twice.
+   */
+  let highestSeq = 0;
 
   /** Insert every table's rows; returns the time spent checking for already-stored events. */
   async function insertPlan(plan: BatchPlan): Promise<number> {
@@ -200,11 +208,13 @@ export function startWorker(deps: {
   async function planInSlices(batch: JsMsg[]): Promise<BatchPlan> {
     const plan = emptyPlan();
     let planned = 0;
+    const seenBefore = highestSeq;
     for (const m of batch) {
+      if (m.seq > highestSeq) highestSeq = m.seq;
       planMessage(plan, {
         data: m.data,
         encoding: m.headers?.get(Topology.encodingHeader),
-        mayRepeat: m.redelivered || m.headers?.get(Topology.replayedHeader) === '1',
+        mayRepeat: m.redelivered || m.headers?.get(Topology.replayedHeader) === '1' || m.seq <= seenBefore,
       });
       const total = plan.events + plan.dlq.length;
       if (total - planned >= PLAN_SLICE_EVENTS) {
