@@ -36,7 +36,7 @@ function rowOf(e: Record<string, unknown>): Row {
 const stored = async (ids: string[]) => {
   const r = await ch.query({
     query:
-      'SELECT event_id, path, user_agent, referrer_host, bytes_out, duration_ms FROM requests WHERE event_id IN {ids:Array(String)}',
+      'SELECT event_id, toUnixTimestamp64Milli(ts) AS ts, path, user_agent, referrer_host, bytes_out, duration_ms FROM requests WHERE event_id IN {ids:Array(String)}',
     query_params: { ids },
     format: 'JSONEachRow',
   });
@@ -44,7 +44,7 @@ const stored = async (ids: string[]) => {
 };
 
 describe('encoded inserts into chDB', () => {
-  it('every string comes back exactly: quotes, backslashes, tabs, newlines, control characters, any code point', async () => {
+  it('every string, time and 64-bit count comes back exactly: quotes, backslashes, control characters, any code point', async () => {
     // Any code point, with the characters an encoder must escape made common.
     const special = fc.constantFrom(
       '\\',
@@ -65,10 +65,21 @@ describe('encoded inserts into chDB', () => {
     const long = fc.string({ unit, minLength: 30, maxLength: 512 });
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.record({ path: text, ua: fc.oneof(text, long), ref: text, bytes: fc.nat() }), {
-          minLength: 1,
-          maxLength: 20,
-        }),
+        // Times within a day of now (the raw tables' TTL drops old rows); byte counts up to 2^53, so
+        // both halves of each 64-bit value are written.
+        fc.array(
+          fc.record({
+            path: text,
+            ua: fc.oneof(text, long),
+            ref: text,
+            bytes: fc.maxSafeNat(),
+            ts: fc.integer({ min: Date.now() - 86_400_000, max: Date.now() + 86_400_000 }),
+          }),
+          {
+            minLength: 1,
+            maxLength: 20,
+          },
+        ),
         async (inputs) => {
           const events = inputs.map((i) =>
             requestCompletedEvent({
@@ -76,16 +87,18 @@ describe('encoded inserts into chDB', () => {
               user_agent: i.ua,
               referrer_host: i.ref,
               bytes_out: i.bytes,
+              ts: i.ts,
             }),
           );
           const rows = events.map(rowOf);
           await insertRows(ch, 'requests', rows);
           const back = new Map((await stored(rows.map((r) => r.event_id))).map((r) => [r.event_id, r]));
           for (const r of rows) {
-            // UInt64 comes back as a number from chDB and as a string from a server: compare values.
+            // 64-bit integers may come back as numbers or as strings: compare values.
             const got = back.get(r.event_id);
-            expect({ ...got, bytes_out: Number(got?.bytes_out) }).toEqual({
+            expect({ ...got, ts: Number(got?.ts), bytes_out: Number(got?.bytes_out) }).toEqual({
               event_id: r.event_id,
+              ts: r.ts,
               path: r.path,
               user_agent: r.user_agent,
               referrer_host: r.referrer_host,

@@ -186,8 +186,8 @@ export function validateEvent(raw: unknown): Step<WingmanEvent> {
 
 /**
  * ClickHouse DateTime64(3) text for a millisecond timestamp: Unix seconds with three decimals,
- * which ClickHouse parses as an instant (no time zone involved). About 10x cheaper than
- * formatting a date, and this runs for every event.
+ * which ClickHouse parses as an instant (no time zone involved). For query parameters (the
+ * stored-id lookup's time range); rows carry ts as Int64 milliseconds (row-binary.ts).
  */
 export function chTime(ms: number): string {
   const frac = ms % 1000;

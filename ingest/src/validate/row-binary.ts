@@ -31,11 +31,6 @@ export class RowBinaryWriter {
     this.buf = Buffer.allocUnsafe(Math.max(64, capacity));
   }
 
-  /** Rows written so far. */
-  get rows(): number {
-    return this.starts.length;
-  }
-
   /** The rows as one view of the buffer (no copy): valid until the next write. */
   bytes(): Buffer {
     return this.buf.subarray(0, this.off);
