@@ -108,6 +108,19 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     return next;
   }
 
+  /** A valid request.completed event as a test publishes it straight to JetStream. */
+  const valid = (i: number) =>
+    requestCompletedEvent({
+      session_id: 'dlqsession1',
+      host_kind: 'host',
+      duration_ms: 1,
+      ttfb_ms: 1,
+      bytes_out: i,
+      path: '/',
+      visitor_ip: '8.8.8.8',
+      user_agent: 'pipeline-test',
+    });
+
   const ingestMetrics = async (p: IngestProc) =>
     (await request(`http://127.0.0.1:${p.httpPort}/metrics`)).body.toString();
 
@@ -309,17 +322,6 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     conns.push(nc);
     const js = jetstream(nc);
     const subject = Topology.eventsSubject('test-relay');
-    const valid = (i: number) =>
-      requestCompletedEvent({
-        session_id: 'dlqsession1',
-        host_kind: 'host',
-        duration_ms: 1,
-        ttfb_ms: 1,
-        bytes_out: i,
-        path: '/',
-        visitor_ip: '8.8.8.8',
-        user_agent: 'pipeline-test',
-      });
     await js.publish(subject, 'this is not json', { msgID: 'bad-1' });
     await js.publish(subject, JSON.stringify({ v: 2, nope: true }), { msgID: 'bad-2' });
     await js.publish(
@@ -369,4 +371,60 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     expect(await ingestMetrics(ingest)).toMatch(/wingman_ingest_dlq_total 5/);
     expect(await unacked(nc)).toBe(0);
   });
+
+  it('a batch published again after failed inserts puts each bad event in the DLQ once', async () => {
+    const nats = await startNats();
+    procs.push(nats);
+    const first = await startIngest(nats.url);
+    procs.push(first);
+    const nc = await natsConnect(nats.url);
+    conns.push(nc);
+    // Break the warehouse while ingest is stopped, and queue the batch meanwhile, so that both
+    // messages arrive in the first pull of the broken ingest.
+    await first.stop('SIGTERM');
+    await chdbExec(first.chdbPath, 'RENAME TABLE requests TO requests_parked');
+    const js = jetstream(nc);
+    const subject = Topology.eventsSubject('test-relay');
+    await js.publish(subject, envelopeJson('mixed', [{ ...valid(1), type: 'made.up' }, valid(2)]), {
+      msgID: 'mixed',
+    });
+    // One without a Nats-Msg-Id: its DLQ entry is named by its stream sequence alone.
+    await js.publish(subject, 'this is not json');
+    const broken = await startIngest(nats.url, {
+      CHDB_PATH: first.chdbPath,
+      RETRY_MIN_MS: '100',
+      RETRY_MAX_MS: '200',
+    });
+    procs.push(broken);
+    // Every failed insert is followed by the batch again, DLQ entries first.
+    await eventually(
+      () => ingestMetrics(broken),
+      (m) => /wingman_ingest_insert_failures_total ([3-9]|\d\d+)\b/.test(m),
+    );
+    const jsm = await jetstreamManager(nc);
+    expect((await jsm.streams.info(Topology.dlqStream)).state.messages).toBe(2);
+    expect(await ingestMetrics(broken)).toMatch(/wingman_ingest_dlq_total 2\b/);
+    // Recover; the batch is published once more, and this time inserted.
+    const recovered = await restartIngestAfter(
+      broken,
+      nats.url,
+      ['RENAME TABLE requests_parked TO requests'],
+      {},
+    );
+    await eventually(
+      () => unacked(nc),
+      (u) => u === 0,
+      60_000,
+    );
+    expect(await countRequests(nc)).toBe(1);
+    expect((await jsm.streams.info(Topology.dlqStream)).state.messages).toBe(2);
+    expect(await ingestMetrics(recovered)).toMatch(/wingman_ingest_dlq_total 0\b/);
+    const reasons = await Promise.all(
+      [1, 2].map(async (seq) =>
+        (await jsm.streams.getMessage(Topology.dlqStream, { seq }))!.header.get(Topology.dlqReasonHeader),
+      ),
+    );
+    expect(reasons[0]).toMatch(/invalid event/);
+    expect(reasons[1]).toMatch(/bad envelope: not valid JSON/);
+  }, 120_000);
 });

@@ -1,5 +1,11 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Consumer, FetchOptions, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import {
+  type Consumer,
+  type FetchOptions,
+  type JetStreamClient,
+  type JsMsg,
+  PubHeaders,
+} from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { type Logger, Topology } from '@wingman/shared';
 import type { IngestConfig } from '../config.ts';
@@ -75,16 +81,22 @@ export function startWorker(deps: {
     return checkMs;
   }
 
+  /**
+   * Each entry goes with its own Nats-Msg-Id, so when the batch is published again (its insert
+   * failed, or ingest died before the ack) JetStream stores it once, and only new entries count.
+   */
   async function publishDlq(plan: BatchPlan): Promise<void> {
+    let added = 0;
     for (const entry of plan.dlq) {
       const h = natsHeaders();
       h.set(Topology.dlqReasonHeader, entry.reason.replace(/\s+/g, ' ').slice(0, 1000));
       if (entry.encoding) h.set(Topology.encodingHeader, entry.encoding);
-      await js.publish(Topology.dlqSubject, entry.payload, { headers: h });
+      const ack = await js.publish(Topology.dlqSubject, entry.payload, { headers: h, msgID: entry.id });
+      if (ack.duplicate) continue;
+      added++;
       metrics.dlq.inc();
     }
-    if (plan.dlq.length > 0)
-      log.warn({ count: plan.dlq.length, first: plan.dlq[0]?.reason }, 'events sent to the DLQ');
+    if (added > 0) log.warn({ count: added, first: plan.dlq[0]?.reason }, 'events sent to the DLQ');
   }
 
   /** Insert a planned batch, then ack it; on failure nak it with a backoff delay. Batches commit one at a time, in order. */
@@ -211,10 +223,14 @@ export function startWorker(deps: {
     const seenBefore = highestSeq;
     for (const m of batch) {
       if (m.seq > highestSeq) highestSeq = m.seq;
+      // The stream sequence names a message for good (a redelivery keeps it); its Nats-Msg-Id, where
+      // it has one, keeps ids apart should the stream be recreated within the duplicate window.
+      const msgId = m.headers?.get(PubHeaders.MsgIdHdr);
       planMessage(plan, {
         data: m.data,
         encoding: m.headers?.get(Topology.encodingHeader),
         mayRepeat: m.redelivered || m.headers?.get(Topology.replayedHeader) === '1' || m.seq <= seenBefore,
+        dlqId: msgId ? `${m.seq}:${msgId}` : String(m.seq),
       });
       const total = plan.events + plan.dlq.length;
       if (total - planned >= PLAN_SLICE_EVENTS) {

@@ -123,6 +123,11 @@ export interface InboundMessage {
   encoding?: string;
   /** JetStream redelivered it, or the relay replayed it from its spool: its events may already be stored. */
   mayRepeat: boolean;
+  /**
+   * Names this message in its DLQ entries' Nats-Msg-Ids (worker.ts: its stream sequence and
+   * Nats-Msg-Id), so a batch that is retried or redelivered puts each bad event in the DLQ once.
+   */
+  dlqId?: string;
 }
 
 export interface Row {
@@ -138,6 +143,8 @@ export interface DlqEntry {
   payload: Uint8Array | string;
   /** The payload's Content-Encoding, when it is a bad envelope that came encoded. */
   encoding?: string;
+  /** Its Nats-Msg-Id in the DLQ stream: the message's dlqId and which part of it was bad. */
+  id?: string;
 }
 
 /**
@@ -322,13 +329,24 @@ export function planMessage(plan: BatchPlan, msg: InboundMessage): void {
     : ({ kind: 'dlq', reason: `bad envelope: ${decoded.error}` } as const);
   if (env.kind === 'dlq') {
     // The envelope as it came, with its encoding, so the DLQ keeps what was sent.
-    plan.dlq.push({ reason: env.reason, payload: msg.data, encoding: msg.encoding || undefined });
+    plan.dlq.push({
+      reason: env.reason,
+      payload: msg.data,
+      encoding: msg.encoding || undefined,
+      id: dlqEntryId(msg, 'envelope'),
+    });
     return;
   }
-  for (const raw of env.value.events) {
+  const events = env.value.events;
+  for (let i = 0; i < events.length; i++) {
+    const raw = events[i];
     const ev = validateEvent(raw);
     if (ev.kind === 'dlq') {
-      plan.dlq.push({ reason: ev.reason, payload: JSON.stringify(raw) ?? 'undefined' });
+      plan.dlq.push({
+        reason: ev.reason,
+        payload: JSON.stringify(raw) ?? 'undefined',
+        id: dlqEntryId(msg, i),
+      });
       continue;
     }
     plan.events++;
@@ -352,6 +370,9 @@ export function planMessage(plan: BatchPlan, msg: InboundMessage): void {
     }
   }
 }
+
+const dlqEntryId = (msg: InboundMessage, part: 'envelope' | number): string | undefined =>
+  msg.dlqId === undefined ? undefined : `${msg.dlqId}:${part}`;
 
 /** Drop rows whose event ids are already stored, and repeats within the batch itself. */
 export function withoutStored(rows: Readonly<TableRows>, stored: ReadonlySet<string>): TableRows {

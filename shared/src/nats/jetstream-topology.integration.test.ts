@@ -2,7 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { natsConnect, startNats } from '../../../test/helpers/pipeline.ts';
-import { JetStreamStorageError, migrateJetStream, natsConfigShape } from './jetstream-topology.ts';
+import { JetStreamStorageError, migrateJetStream, natsConfigShape, Topology } from './jetstream-topology.ts';
 
 const natsConfigSchema = z.object(natsConfigShape);
 
@@ -32,5 +32,23 @@ describe('migrateJetStream against a nats-server with little storage (real nats-
     const fits = natsConfigSchema.parse({ NATS_URL: nats.url, EVENTS_MAX_BYTES: String(64 * 1024 ** 2) });
     await migrateJetStream(nc, jsm, fits);
     expect((await jsm.streams.info('EVENTS')).config.max_bytes).toBe(64 * 1024 ** 2);
+  });
+
+  it('a DLQ stream made before it had a duplicate window gets the configured one', async () => {
+    const nats = await startNats();
+    cleanup.push(() => nats.stop('SIGKILL'));
+    const nc = await natsConnect(nats.url);
+    cleanup.push(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    // As earlier versions created it: JetStream's default window, 2 minutes.
+    await jsm.streams.add({ name: Topology.dlqStream, subjects: [Topology.dlqSubject] });
+    expect((await jsm.streams.info(Topology.dlqStream)).config.duplicate_window).toBe(120 * 1e9);
+
+    const config = natsConfigSchema.parse({ NATS_URL: nats.url, EVENTS_MAX_BYTES: String(64 * 1024 ** 2) });
+    await migrateJetStream(nc, jsm, config);
+    const window = config.DUPLICATE_WINDOW_MS * 1e6;
+    expect(window).toBe(600 * 1e9);
+    expect((await jsm.streams.info(Topology.dlqStream)).config.duplicate_window).toBe(window);
+    expect((await jsm.streams.info(Topology.eventsStream)).config.duplicate_window).toBe(window);
   });
 });

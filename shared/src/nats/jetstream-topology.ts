@@ -74,6 +74,8 @@ export function streamConfigs(c: NatsConfig): (Partial<StreamConfig> & { name: s
       discard: DiscardPolicy.Old,
       max_age: nanos(c.DLQ_MAX_AGE_MS),
       max_bytes: Math.min(c.EVENTS_MAX_BYTES, 1024 ** 3),
+      // Ingest names each entry (Nats-Msg-Id), so a batch it publishes again adds nothing.
+      duplicate_window: nanos(c.DUPLICATE_WINDOW_MS),
       num_replicas: c.JS_REPLICAS,
     },
   ];
