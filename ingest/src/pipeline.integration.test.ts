@@ -427,4 +427,51 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     expect(reasons[0]).toMatch(/invalid event/);
     expect(reasons[1]).toMatch(/bad envelope: not valid JSON/);
   }, 120_000);
+
+  it('a bad message too large for the DLQ as it is goes there cut, and does not hold up the events after it', async () => {
+    const nats = await startNats();
+    procs.push(nats);
+    const ingest = await startIngest(nats.url);
+    procs.push(ingest);
+    const nc = await natsConnect(nats.url);
+    conns.push(nc);
+    const js = jetstream(nc);
+    const subject = Topology.eventsSubject('test-relay');
+    const maxPayload = nc.info!.max_payload;
+    // Not JSON, and as large as a message may be: the DLQ's headers would push it over max_payload.
+    const notJson = Buffer.alloc(maxPayload - 200, 0x41);
+    await js.publish(subject, notJson, { msgID: 'huge-bad' });
+    // One bad event of 3 MB (a user agent far over 512 characters), in an envelope that inflates to it.
+    const br = natsHeaders();
+    br.set(Topology.encodingHeader, 'br');
+    const hugeEvent = { ...valid(1), user_agent: 'u'.repeat(3 * 1024 * 1024) };
+    const packed = encodeEnvelope(envelopeJson('huge-event', [hugeEvent, valid(2)]), 'br');
+    expect(Buffer.byteLength(packed.data)).toBeLessThan(maxPayload);
+    await js.publish(subject, packed.data, { msgID: 'huge-event', headers: br });
+    await js.publish(subject, envelopeJson('after', [valid(3), valid(4)]), { msgID: 'after' });
+
+    await eventually(
+      () => countRequests(nc),
+      (c) => c >= 3,
+    );
+    await eventually(
+      () => unacked(nc),
+      (u) => u === 0,
+    );
+    expect(await countRequests(nc)).toBe(3);
+    const jsm = await jetstreamManager(nc);
+    expect((await jsm.streams.info(Topology.dlqStream)).state.messages).toBe(2);
+    const [envelope, event] = await Promise.all(
+      [1, 2].map(async (seq) => (await jsm.streams.getMessage(Topology.dlqStream, { seq }))!),
+    );
+    expect(envelope!.header.get(Topology.dlqReasonHeader)).toMatch(/bad envelope: not valid JSON/);
+    expect(envelope!.header.get(Topology.dlqTruncatedHeader)).toBe(String(notJson.byteLength));
+    expect(Buffer.from(envelope!.data).equals(notJson.subarray(0, envelope!.data.byteLength))).toBe(true);
+    expect(event!.header.get(Topology.dlqReasonHeader)).toMatch(/invalid event.*user_agent/);
+    const eventJson = JSON.stringify(hugeEvent);
+    expect(event!.header.get(Topology.dlqTruncatedHeader)).toBe(String(eventJson.length));
+    expect(event!.string()).toBe(eventJson.slice(0, event!.data.byteLength));
+    expect(event!.data.byteLength).toBeLessThan(maxPayload);
+    expect(await ingestMetrics(ingest)).toMatch(/wingman_ingest_dlq_total 2\b/);
+  }, 120_000);
 });

@@ -57,6 +57,7 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
         ch,
         metrics: createIngestMetrics(),
         log: createLogger('worker-test', 'silent'),
+        maxPayload: () => nc.info!.max_payload,
         pull,
       });
       cleanup.push(() => worker.stop());

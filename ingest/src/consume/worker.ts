@@ -14,6 +14,7 @@ import { insertRows } from '../sink/insert.ts';
 import {
   type BatchPlan,
   chTime,
+  type DlqEntry,
   emptyPlan,
   type MaybeStored,
   planMessage,
@@ -45,10 +46,12 @@ export function startWorker(deps: {
   ch: ClickHouseClient;
   metrics: IngestMetrics;
   log: Logger;
+  /** The largest message the NATS server takes now (its INFO's max_payload), read per DLQ publish. */
+  maxPayload: () => number;
   /** How a pull is made; `consumer.fetch` unless a test wraps it to make a pull fail part-way. */
   pull?: (opts: FetchOptions) => ReturnType<Consumer['fetch']>;
 }): Worker {
-  const { config, js, consumer, ch, metrics, log } = deps;
+  const { config, js, consumer, ch, metrics, log, maxPayload } = deps;
   const pull = deps.pull ?? ((opts: FetchOptions) => consumer.fetch(opts));
   let stopping = false;
   let failures = 0;
@@ -91,7 +94,8 @@ export function startWorker(deps: {
       const h = natsHeaders();
       h.set(Topology.dlqReasonHeader, entry.reason.replace(/\s+/g, ' ').slice(0, 1000));
       if (entry.encoding) h.set(Topology.encodingHeader, entry.encoding);
-      const ack = await js.publish(Topology.dlqSubject, entry.payload, { headers: h, msgID: entry.id });
+      const payload = fitPayload(entry, h, maxPayload());
+      const ack = await js.publish(Topology.dlqSubject, payload, { headers: h, msgID: entry.id });
       if (ack.duplicate) continue;
       added++;
       metrics.dlq.inc();
@@ -248,6 +252,37 @@ export function startWorker(deps: {
       await done;
     },
   };
+}
+
+/** Room kept in a DLQ message for the headers set after fitPayload: Nats-Msg-Id and the truncation mark. */
+const DLQ_HEADER_ROOM = 512;
+
+/**
+ * The entry's payload, cut to fit in one NATS message with its headers. A bad envelope is at most
+ * max_payload already, but the DLQ message adds headers, and one bad event can be far larger: an
+ * envelope may inflate to 32 MiB. A payload over max_payload would be refused on every try, and
+ * its batch retried for ever behind it; cut, it keeps its first bytes, and the
+ * `Wingman-Dlq-Truncated` header (set on `h`) says how large it was.
+ */
+export function fitPayload(
+  entry: Readonly<DlqEntry>,
+  h: ReturnType<typeof natsHeaders>,
+  maxPayload: number,
+): Uint8Array | string {
+  const room = maxPayload - headerBytes(h) - DLQ_HEADER_ROOM;
+  const size =
+    typeof entry.payload === 'string' ? Buffer.byteLength(entry.payload) : entry.payload.byteLength;
+  if (size <= room) return entry.payload;
+  h.set(Topology.dlqTruncatedHeader, String(size));
+  const bytes = typeof entry.payload === 'string' ? Buffer.from(entry.payload) : entry.payload;
+  return bytes.subarray(0, Math.max(0, room));
+}
+
+/** The size of `h` on the wire: `NATS/1.0`, a `key: value` line for each value, a blank line. */
+function headerBytes(h: ReturnType<typeof natsHeaders>): number {
+  let n = 'NATS/1.0\r\n\r\n'.length;
+  for (const k of h.keys()) for (const v of h.values(k)) n += Buffer.byteLength(`${k}: ${v}\r\n`);
+  return n;
 }
 
 /** Which of the events that may be stored already are in `table`, looked up within their time range (partition pruning). */

@@ -29,6 +29,8 @@ export const Topology = {
   encodingHeader: 'Content-Encoding',
   /** Header carrying the reason on DLQ messages. */
   dlqReasonHeader: 'Wingman-Dlq-Reason',
+  /** On a DLQ message whose payload was cut to fit NATS's max_payload: the payload's full size in bytes. */
+  dlqTruncatedHeader: 'Wingman-Dlq-Truncated',
   /** Request/reply subject of ingest's read-only SQL service. */
   sqlSubject: 'wingman.ingest.sql',
   /** Shared state (docs/events.md): session directory, API keys, domains, shares, abuse decisions. */
