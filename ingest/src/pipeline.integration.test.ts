@@ -474,4 +474,49 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     expect(event!.data.byteLength).toBeLessThan(maxPayload);
     expect(await ingestMetrics(ingest)).toMatch(/wingman_ingest_dlq_total 2\b/);
   }, 120_000);
+
+  it('events over more days than one insert may touch by default are stored; times out of range go to the DLQ', async () => {
+    const nats = await startNats();
+    procs.push(nats);
+    const ingest = await startIngest(nats.url, { RAW_TTL_DAYS: '200' });
+    procs.push(ingest);
+    const nc = await natsConnect(nats.url);
+    conns.push(nc);
+    const day = 24 * 3_600_000;
+    const now = Date.now();
+    // 150 day partitions in one insert: over ClickHouse's default limit of 100, which would fail
+    // the insert on every retry.
+    const spread = Array.from({ length: 150 }, (_, i) => ({ ...valid(i), ts: now - i * day }));
+    const outOfRange = [
+      { ...valid(1000), ts: now - 201 * day },
+      { ...valid(1001), ts: now + 2 * day },
+    ];
+    await jetstream(nc).publish(
+      Topology.eventsSubject('test-relay'),
+      envelopeJson('spread', [...spread, ...outOfRange]),
+      { msgID: 'spread' },
+    );
+    await eventually(
+      () => unacked(nc),
+      (u) => u === 0,
+      60_000,
+    );
+    expect(await countRequests(nc)).toBe(150);
+    const days = await sql<{ d: string }>(
+      nc,
+      "SELECT uniqExact(toDate(ts)) AS d FROM requests WHERE user_agent = 'pipeline-test'",
+    );
+    expect(Number(days[0]!.d)).toBe(150);
+    const jsm = await jetstreamManager(nc);
+    expect((await jsm.streams.info(Topology.dlqStream)).state.messages).toBe(2);
+    const reasons = await Promise.all(
+      [1, 2].map(async (seq) =>
+        (await jsm.streams.getMessage(Topology.dlqStream, { seq }))!.header.get(Topology.dlqReasonHeader),
+      ),
+    );
+    expect(reasons[0]).toMatch(
+      /^event time out of range: .* older than the raw tables keep \(RAW_TTL_DAYS\)/,
+    );
+    expect(reasons[1]).toMatch(/^event time out of range: .* ahead of ingest's clock/);
+  }, 120_000);
 });

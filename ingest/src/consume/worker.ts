@@ -16,6 +16,7 @@ import {
   chTime,
   type DlqEntry,
   emptyPlan,
+  eventTimeWindow,
   type MaybeStored,
   planMessage,
   type TableName,
@@ -222,7 +223,7 @@ export function startWorker(deps: {
    * one after the other instead of side by side.
    */
   async function planInSlices(batch: JsMsg[]): Promise<BatchPlan> {
-    const plan = emptyPlan();
+    const plan = emptyPlan(eventTimeWindow(config.RAW_TTL_DAYS, Date.now()));
     let planned = 0;
     const seenBefore = highestSeq;
     for (const m of batch) {

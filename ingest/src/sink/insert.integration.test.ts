@@ -221,7 +221,9 @@ describe('inserts to a ClickHouse server (HTTP stand-in)', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as AddressInfo;
-    const client = await createWarehouse(loadIngestConfig({ CLICKHOUSE_URL: `http://127.0.0.1:${port}` }));
+    const client = await createWarehouse(
+      loadIngestConfig({ CLICKHOUSE_URL: `http://127.0.0.1:${port}`, RAW_TTL_DAYS: '365' }),
+    );
     return {
       seen,
       ch: client,
@@ -246,6 +248,8 @@ describe('inserts to a ClickHouse server (HTTP stand-in)', () => {
       );
       expect(req?.url.searchParams.get('async_insert')).toBe('0');
       expect(req?.url.searchParams.get('wait_for_async_insert')).toBe('0');
+      // Room for every day of the event-time window (RAW_TTL_DAYS back, a day ahead).
+      expect(req?.url.searchParams.get('max_partitions_per_insert_block')).toBe('368');
       expect(req?.body.equals(encodeRows('requests', rows))).toBe(true);
     } finally {
       await s.close();

@@ -15,6 +15,16 @@ import { type Column, structureOf } from '../validate/row-binary.ts';
  */
 export const INSERT_SETTINGS = { async_insert: 0, wait_for_async_insert: 0, optimize_on_insert: 0 } as const;
 
+/**
+ * INSERT_SETTINGS, and room for one insert to touch every day partition that ingest's event-time
+ * window spans (eventTimeWindow: RAW_TTL_DAYS back, a day ahead). ClickHouse's default of 100
+ * would fail, on every retry, a batch spanning more days, with RAW_TTL_DAYS over 97.
+ */
+export function insertSettings(rawTtlDays: number) {
+  // UInt64 settings go as strings (@clickhouse/client's ClickHouseSettings).
+  return { ...INSERT_SETTINGS, max_partitions_per_insert_block: String(Math.max(100, rawTtlDays + 3)) };
+}
+
 /** Rows already encoded as RowBinary (row-binary.ts) for `table (columns)`. */
 export interface EncodedInsert {
   table: string;
@@ -22,9 +32,10 @@ export interface EncodedInsert {
   payload: Buffer;
 }
 
-const SETTINGS_SQL = Object.entries(INSERT_SETTINGS)
-  .map(([k, v]) => `${k} = ${v}`)
-  .join(', ');
+const settingsSql = (settings: Record<string, number | string>) =>
+  Object.entries(settings)
+    .map(([k, v]) => `${k} = ${v}`)
+    .join(', ');
 const namesOf = (columns: readonly Column[]) => columns.map((c) => c.name).join(', ');
 /** A ClickHouse string literal. */
 const sqlString = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
@@ -40,6 +51,7 @@ const senders = new WeakMap<ClickHouseClient, SendEncoded>();
  * migrations go through the client alike; inserts through insertEncoded.
  */
 export async function createWarehouse(c: Readonly<IngestConfig>): Promise<ClickHouseClient> {
+  const settings = insertSettings(c.RAW_TTL_DAYS);
   if (c.CLICKHOUSE_URL) {
     const ch = createClient({
       url: c.CLICKHOUSE_URL,
@@ -56,7 +68,7 @@ export async function createWarehouse(c: Readonly<IngestConfig>): Promise<ClickH
       const r = await ch.exec({
         query: `INSERT INTO ${table} (${namesOf(columns)}) FORMAT RowBinary`,
         values: Readable.from([payload]),
-        clickhouse_settings: INSERT_SETTINGS,
+        clickhouse_settings: settings,
       });
       // An INSERT answers with an empty body; drain it so the socket goes back to the pool.
       for await (const _ of r.stream);
@@ -69,13 +81,14 @@ export async function createWarehouse(c: Readonly<IngestConfig>): Promise<ClickH
   // chDB takes an insert's data inline only in text formats, so RowBinary goes by way of a file
   // that the INSERT reads with `file()`, removed after its insert.
   const staging = prepareStaging(resolve(chdbPath(c), 'ingest-inserts'));
+  const sqlSettings = settingsSql(settings);
   let seq = 0;
   senders.set(ch, async ({ table, columns, payload }) => {
     const file = join(staging, `${process.pid}-${++seq}-${table}.rowbinary`);
     await writeFile(file, payload);
     try {
       await connection.chdb.queryAsync(
-        `INSERT INTO ${table} (${namesOf(columns)}) SETTINGS ${SETTINGS_SQL} ` +
+        `INSERT INTO ${table} (${namesOf(columns)}) SETTINGS ${sqlSettings} ` +
           `SELECT * FROM file(${sqlString(file)}, 'RowBinary', ${sqlString(structureOf(columns))})`,
       );
     } finally {

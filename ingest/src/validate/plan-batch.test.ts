@@ -5,7 +5,16 @@ import { describe, expect, it } from 'vitest';
 import { decodeRows, planRows } from '../../../test/helpers/rows.ts';
 import { retryDelay } from '../consume/worker.ts';
 import { frameworkOf } from './enrich.ts';
-import { type BatchPlan, chTime, planBatch, type Row, type TableName, withoutStored } from './plan-batch.ts';
+import {
+  type BatchPlan,
+  chTime,
+  eventTimeWindow,
+  MAX_EVENT_AHEAD_MS,
+  planBatch,
+  type Row,
+  type TableName,
+  withoutStored,
+} from './plan-batch.ts';
 
 const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
 const event = (over: Record<string, unknown> = {}) => ({
@@ -35,6 +44,32 @@ function rowsOf(plan: BatchPlan, table: TableName): Record<string, unknown>[] | 
 }
 
 describe('planBatch', () => {
+  it('sends events outside the time window to the DLQ, saying which side, and keeps those inside', () => {
+    const now = Date.UTC(2026, 10, 27, 12);
+    const day = 24 * 3_600_000;
+    const window = eventTimeWindow(30, now);
+    expect(window).toEqual({ min: now - 30 * day, max: now + MAX_EVENT_AHEAD_MS });
+    const times = [window.min - 1, window.min, now, window.max, window.max + 1, Number.MAX_SAFE_INTEGER];
+    const plan = planBatch(
+      [{ data: enc(envelope(times.map((ts) => event({ ts })))), mayRepeat: false, dlqId: '7:r1-x-1' }],
+      window,
+    );
+    expect(rowsOf(plan, 'websockets')?.map((r) => r.ts)).toEqual([window.min, now, window.max]);
+    expect(plan.dlq.map((d) => d.id)).toEqual(['7:r1-x-1:0', '7:r1-x-1:4', '7:r1-x-1:5']);
+    expect(plan.dlq[0]?.reason).toBe(
+      'event time out of range: 2026-10-28T11:59:59.999Z is before 2026-10-28T12:00:00.000Z, older than the raw tables keep (RAW_TTL_DAYS)',
+    );
+    expect(plan.dlq[1]?.reason).toBe(
+      "event time out of range: 2026-11-28T12:00:00.001Z is after 2026-11-28T12:00:00.000Z, more than 24 h ahead of ingest's clock",
+    );
+    expect(plan.dlq[2]?.reason).toMatch(/^event time out of range: 9007199254740991 ms is after/);
+    expect(JSON.parse(plan.dlq[0]!.payload as string).ts).toBe(window.min - 1);
+    // Without a window (planBatch's default) every time is kept.
+    expect(
+      planBatch([{ data: enc(envelope(times.map((ts) => event({ ts })))), mayRepeat: false }]).events,
+    ).toBe(6);
+  });
+
   it('routes events to their family tables and bad input to the DLQ with reasons', () => {
     const good = event();
     const plan = planBatch([

@@ -166,7 +166,32 @@ export interface MaybeStored {
   maxTs: number;
 }
 
+/** Event times ingest stores, ms since the epoch: an event outside goes to the DLQ (eventTimeWindow). */
+export interface TimeWindow {
+  min: number;
+  max: number;
+}
+
+/** How far ahead of ingest's clock an event's time may be (a relay's clock running fast). */
+export const MAX_EVENT_AHEAD_MS = 24 * 60 * 60_000;
+
+/**
+ * The event times ingest accepts at `now`: from `rawTtlDays` ago, as far back as the raw tables
+ * keep rows (their TTL would delete older ones at the next merge), to MAX_EVENT_AHEAD_MS ahead.
+ * Besides keeping absurd times out, it bounds the days, and so the partitions, that one insert
+ * can touch (warehouse.ts sets max_partitions_per_insert_block to match): an insert over more
+ * than that limit fails every time, and its batch would be retried for ever.
+ */
+export function eventTimeWindow(rawTtlDays: number, now: number): TimeWindow {
+  return { min: now - rawTtlDays * 24 * 60 * 60_000, max: now + MAX_EVENT_AHEAD_MS };
+}
+
+/** An event time for a DLQ reason: ISO 8601 where Date can show it. */
+const showTime = (ms: number) => (Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : `${ms} ms`);
+
 export interface BatchPlan {
+  /** Event times stored; undefined: any. */
+  window: TimeWindow | undefined;
   tables: Map<TableName, TableRows>;
   /** Events that may already be in ClickHouse, by table: check before inserting. */
   maybeStored: Map<TableName, MaybeStored>;
@@ -311,14 +336,14 @@ export function toRow(e: WingmanEvent): { table: TableName; row: Row } {
  * envelope or event goes to the DLQ with its reason and never holds up the
  * valid events around it.
  */
-export function planBatch(messages: readonly InboundMessage[]): BatchPlan {
-  const plan = emptyPlan();
+export function planBatch(messages: readonly InboundMessage[], window?: TimeWindow): BatchPlan {
+  const plan = emptyPlan(window);
   for (const msg of messages) planMessage(plan, msg);
   return plan;
 }
 
-export function emptyPlan(): BatchPlan {
-  return { tables: new Map(), maybeStored: new Map(), dlq: [], events: 0 };
+export function emptyPlan(window?: TimeWindow): BatchPlan {
+  return { window, tables: new Map(), maybeStored: new Map(), dlq: [], events: 0 };
 }
 
 /** Add one message (an envelope of events) to a plan; planBatch is this over a whole batch. */
@@ -349,8 +374,21 @@ export function planMessage(plan: BatchPlan, msg: InboundMessage): void {
       });
       continue;
     }
-    plan.events++;
     const e = ev.value;
+    const w = plan.window;
+    if (w && (e.ts < w.min || e.ts > w.max)) {
+      plan.dlq.push({
+        reason:
+          `event time out of range: ${showTime(e.ts)} is ` +
+          (e.ts < w.min
+            ? `before ${showTime(w.min)}, older than the raw tables keep (RAW_TTL_DAYS)`
+            : `after ${showTime(w.max)}, more than ${MAX_EVENT_AHEAD_MS / 3_600_000} h ahead of ingest's clock`),
+        payload: JSON.stringify(raw),
+        id: dlqEntryId(msg, i),
+      });
+      continue;
+    }
+    plan.events++;
     const { table, row } = toRow(e);
     let rows = plan.tables.get(table);
     if (!rows) {
