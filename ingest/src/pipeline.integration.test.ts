@@ -428,7 +428,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     expect(reasons[1]).toMatch(/bad envelope: not valid JSON/);
   }, 120_000);
 
-  it('a bad message too large for the DLQ as it is goes there cut, and does not hold up the events after it', async () => {
+  it('bad messages too large for the DLQ as they are (payload or headers) go there cut, and do not hold up the events after them', async () => {
     const nats = await startNats();
     procs.push(nats);
     const ingest = await startIngest(nats.url);
@@ -448,6 +448,10 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     const packed = encodeEnvelope(envelopeJson('huge-event', [hugeEvent, valid(2)]), 'br');
     expect(Buffer.byteLength(packed.data)).toBeLessThan(maxPayload);
     await js.publish(subject, packed.data, { msgID: 'huge-event', headers: br });
+    // Headers a publisher made long: a 2000-character Nats-Msg-Id and an unknown 5000-character encoding.
+    const odd = natsHeaders();
+    odd.set(Topology.encodingHeader, 'z'.repeat(5000));
+    await js.publish(subject, 'x', { msgID: 'i'.repeat(2000), headers: odd });
     await js.publish(subject, envelopeJson('after', [valid(3), valid(4)]), { msgID: 'after' });
 
     await eventually(
@@ -460,9 +464,9 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     );
     expect(await countRequests(nc)).toBe(3);
     const jsm = await jetstreamManager(nc);
-    expect((await jsm.streams.info(Topology.dlqStream)).state.messages).toBe(2);
-    const [envelope, event] = await Promise.all(
-      [1, 2].map(async (seq) => (await jsm.streams.getMessage(Topology.dlqStream, { seq }))!),
+    expect((await jsm.streams.info(Topology.dlqStream)).state.messages).toBe(3);
+    const [envelope, event, oddOne] = await Promise.all(
+      [1, 2, 3].map(async (seq) => (await jsm.streams.getMessage(Topology.dlqStream, { seq }))!),
     );
     expect(envelope!.header.get(Topology.dlqReasonHeader)).toMatch(/bad envelope: not valid JSON/);
     expect(envelope!.header.get(Topology.dlqTruncatedHeader)).toBe(String(notJson.byteLength));
@@ -472,7 +476,10 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     expect(event!.header.get(Topology.dlqTruncatedHeader)).toBe(String(eventJson.length));
     expect(event!.string()).toBe(eventJson.slice(0, event!.data.byteLength));
     expect(event!.data.byteLength).toBeLessThan(maxPayload);
-    expect(await ingestMetrics(ingest)).toMatch(/wingman_ingest_dlq_total 2\b/);
+    expect(oddOne!.header.get(Topology.dlqReasonHeader)).toMatch(/^bad envelope: .*Content-Encoding/);
+    expect(oddOne!.header.get(Topology.encodingHeader)).toBe('z'.repeat(64));
+    expect(oddOne!.string()).toBe('x');
+    expect(await ingestMetrics(ingest)).toMatch(/wingman_ingest_dlq_total 3\b/);
   }, 120_000);
 
   it('events over more days than one insert may touch by default are stored; times out of range go to the DLQ', async () => {

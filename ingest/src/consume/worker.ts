@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import {
   type Consumer,
@@ -94,7 +95,8 @@ export function startWorker(deps: {
     for (const entry of plan.dlq) {
       const h = natsHeaders();
       h.set(Topology.dlqReasonHeader, entry.reason.replace(/\s+/g, ' ').slice(0, 1000));
-      if (entry.encoding) h.set(Topology.encodingHeader, entry.encoding);
+      // Whatever the publisher put in it: a name longer than any real encoding is cut too.
+      if (entry.encoding) h.set(Topology.encodingHeader, entry.encoding.slice(0, 64));
       const payload = fitPayload(entry, h, maxPayload());
       const ack = await js.publish(Topology.dlqSubject, payload, { headers: h, msgID: entry.id });
       if (ack.duplicate) continue;
@@ -231,11 +233,13 @@ export function startWorker(deps: {
       // The stream sequence names a message for good (a redelivery keeps it); its Nats-Msg-Id, where
       // it has one, keeps ids apart should the stream be recreated within the duplicate window.
       const msgId = m.headers?.get(PubHeaders.MsgIdHdr);
+      // A publisher's id can be long; the DLQ ids must stay short (fitPayload keeps room for them).
+      const idPart = msgId && msgId.length > 64 ? createHash('sha256').update(msgId).digest('hex') : msgId;
       planMessage(plan, {
         data: m.data,
         encoding: m.headers?.get(Topology.encodingHeader),
         mayRepeat: m.redelivered || m.headers?.get(Topology.replayedHeader) === '1' || m.seq <= seenBefore,
-        dlqId: msgId ? `${m.seq}:${msgId}` : String(m.seq),
+        dlqId: idPart ? `${m.seq}:${idPart}` : String(m.seq),
       });
       const total = plan.events + plan.dlq.length;
       if (total - planned >= PLAN_SLICE_EVENTS) {
