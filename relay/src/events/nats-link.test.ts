@@ -1,6 +1,13 @@
 import { Writable } from 'node:stream';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { decodeEnvelope, type Envelope, envelopeSchema, natsConfigShape, Topology } from '@wingman/shared';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import {
+  decodeEnvelope,
+  type Envelope,
+  envelopeSchema,
+  migrateJetStream,
+  natsConfigShape,
+  Topology,
+} from '@wingman/shared';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -10,6 +17,7 @@ import { testPublisher } from '../../../test/helpers/publisher.ts';
 import { tempDir } from '../../../test/helpers/temp-dir.ts';
 import { linkNats, restartDelayMs } from './nats-link.ts';
 import type { EventPublisher } from './publisher.ts';
+import { type EventSink, jetStreamSink } from './sink.ts';
 import { Spool } from './spool.ts';
 
 const eventCount = (envelopes: Envelope[]) => envelopes.reduce((n, e) => n + e.events.length, 0);
@@ -216,4 +224,65 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
       1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000,
     ]);
   });
+});
+
+describe('envelope buffers reused once published (real nats-server)', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const f of cleanup.splice(0).reverse()) await f();
+  });
+
+  for (const encoding of ['none', 'br'] as const) {
+    it(`reuses a published envelope's buffer, never one whose publish failed, and stores every envelope intact (${encoding})`, async () => {
+      const nats = await startNats();
+      cleanup.push(() => nats.stop('SIGKILL'));
+      const nc = await natsConnect(nats.url);
+      cleanup.push(() => nc.close());
+      const config = z.object(natsConfigShape).parse({ NATS_URL: nats.url, EVENT_ENCODING: encoding });
+      await migrateJetStream(nc, await jetstreamManager(nc), config);
+      // The real JetStream sink (on this thread), wrapped to see which buffer each envelope is in and
+      // to make the fifth publish fail before it reaches NATS (fault injection).
+      const real = jetStreamSink(jetstream(nc), encoding);
+      const buffers: ArrayBufferLike[] = [];
+      let failedAt = -1;
+      const sink: EventSink = {
+        async publish(subject, data, opts) {
+          if (typeof data !== 'string') buffers.push(data.buffer);
+          if (buffers.length === 5 && failedAt < 0) {
+            failedAt = buffers.length - 1;
+            throw new Error('injected: publish failed');
+          }
+          await real.publish(subject, data, opts);
+        },
+      };
+      const { pub } = testPublisher(new Spool(tempDir('wingman-pool-'), 1 << 24), {
+        maxEvents: 100,
+        maxEnvelopeBytes: 16 * 1024,
+      });
+      cleanup.push(() => pub.close(1000));
+      pub.setSink(sink);
+      const agents: string[] = [];
+      for (let round = 0; round < 20; round++) {
+        for (let i = 0; i < 100; i++) {
+          agents.push(`pool-${encoding}-${round}-${i}`);
+          pub.emit(requestCompletedInput({ user_agent: agents.at(-1)! }));
+        }
+        await new Promise((r) => setTimeout(r, 80));
+      }
+      // Every event stored once, in order: no envelope was overwritten while it was still in use.
+      await eventually(
+        async () => agentsOf(await storedEnvelopes(nats.url)).length,
+        (n) => n >= agents.length,
+        20_000,
+      );
+      expect(agentsOf(await storedEnvelopes(nats.url))).toEqual(agents);
+      const shared = buffers.filter((b) => b instanceof SharedArrayBuffer);
+      expect(shared.length).toBeGreaterThan(20);
+      // Reused: a few buffers carried every in-memory envelope.
+      expect(new Set(shared).size).toBeLessThanOrEqual(6);
+      // The buffer whose publish failed (nats.js might still hold it) is never written again.
+      expect(failedAt).toBeGreaterThanOrEqual(0);
+      expect(buffers.slice(failedAt + 1)).not.toContain(buffers[failedAt]);
+    });
+  }
 });

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { requestCompletedInput } from '../../../test/fixtures/events.ts';
 import { testPublisher } from '../../../test/helpers/publisher.ts';
 import { tempDir } from '../../../test/helpers/temp-dir.ts';
-import { EnvelopeBuilder, fromSpoolRecord, toSpoolRecord } from './publisher.ts';
+import { BufferPool, EnvelopeBuilder, fromSpoolRecord, toSpoolRecord } from './publisher.ts';
 import { Spool } from './spool.ts';
 
 /**
@@ -161,6 +161,37 @@ describe('EnvelopeBuilder', () => {
     // Shared memory: posted to the NATS thread (nats-link.ts) without a copy.
     expect(b.buffer).toBeInstanceOf(SharedArrayBuffer);
     expect(a.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+  });
+});
+
+describe('BufferPool', () => {
+  it('gives back buffers of its size, at most `max`, each once; a small envelope returns its buffer at finish', () => {
+    const pool = new BufferPool(64, 2);
+    const a = pool.take(64);
+    const b = pool.take(64);
+    expect(a).not.toBe(b);
+    pool.give(a);
+    pool.give(a);
+    expect(pool.available).toBe(1);
+    pool.give(new SharedArrayBuffer(128)); // another size
+    pool.give(new ArrayBuffer(64)); // not shared: a copied-out envelope
+    expect(pool.available).toBe(1);
+    pool.give(b);
+    pool.give(new SharedArrayBuffer(64));
+    expect(pool.available).toBe(2);
+    expect([pool.take(64), pool.take(64)].sort()).toEqual([a, b].sort());
+    expect(pool.take(200).byteLength).toBe(200);
+
+    // A small envelope is copied out at finish(), so its buffer is free at once; a full one's is not.
+    const small = new EnvelopeBuilder('e-1', '{"events":[', 64, pool);
+    small.tryAppend('{"v":1', '{"type":"x"}');
+    small.finish();
+    expect(pool.available).toBe(1);
+    const full = new EnvelopeBuilder('e-2', '{"events":[', 64, pool);
+    expect(pool.available).toBe(0);
+    while (full.tryAppend('{"v":1', '{"type":"x"}'));
+    expect(full.finish().json.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(pool.available).toBe(0);
   });
 });
 
