@@ -424,9 +424,9 @@ export class EnvelopeBuilder {
     // Shared memory, so handing a full envelope to the NATS thread (nats-link.ts) is not a copy:
     // postMessage copies an ordinary buffer into the message and out again (145–530 µs of this
     // thread's CPU per 440 KB envelope, micro-benchmark) and shares this one. Nothing writes to
-    // it once finish() has run. Its own allocation (not Node's pool for small sizes): the queue
-    // counts this buffer's size.
-    // Pooled: a fresh one was ~1 µs per event of page faults and zeroing (docs/performance.md).
+    // it once finish() has run, until JetStream has the envelope and the buffer is back in the
+    // pool. Its own allocation (not Node's pool for small sizes): the queue counts this buffer's
+    // size. Pooled, because a fresh one cost ~1 µs per event in page faults and zeroing.
     this.buf = Buffer.from(pool ? pool.take(capacity) : new SharedArrayBuffer(capacity));
     this.off = this.buf.write(head, 0, 'utf8');
   }
