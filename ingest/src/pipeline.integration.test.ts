@@ -372,7 +372,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     expect(await unacked(nc)).toBe(0);
   });
 
-  it('a batch published again after failed inserts puts each bad event in the DLQ once', async () => {
+  it('a batch retried or delivered again puts each bad event in the DLQ once', async () => {
     const nats = await startNats();
     procs.push(nats);
     const first = await startIngest(nats.url);
@@ -396,15 +396,16 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       RETRY_MAX_MS: '200',
     });
     procs.push(broken);
-    // Every failed insert is followed by the batch again, DLQ entries first.
+    // While its insert fails, the batch's DLQ entries wait with it: nothing is published per retry.
     await eventually(
       () => ingestMetrics(broken),
       (m) => /wingman_ingest_insert_failures_total ([3-9]|\d\d+)\b/.test(m),
     );
     const jsm = await jetstreamManager(nc);
-    expect((await jsm.streams.info(Topology.dlqStream)).state.messages).toBe(2);
-    expect(await ingestMetrics(broken)).toMatch(/wingman_ingest_dlq_total 2\b/);
-    // Recover; the batch is published once more, and this time inserted.
+    const dlqMessages = async () => (await jsm.streams.info(Topology.dlqStream)).state.messages;
+    expect(await dlqMessages()).toBe(0);
+    expect(await ingestMetrics(broken)).toMatch(/wingman_ingest_dlq_total 0\b/);
+    // Recover: the batch is inserted, then its two bad parts go to the DLQ.
     const recovered = await restartIngestAfter(
       broken,
       nats.url,
@@ -417,8 +418,21 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       60_000,
     );
     expect(await countRequests(nc)).toBe(1);
-    expect((await jsm.streams.info(Topology.dlqStream)).state.messages).toBe(2);
-    expect(await ingestMetrics(recovered)).toMatch(/wingman_ingest_dlq_total 0\b/);
+    expect(await dlqMessages()).toBe(2);
+    expect(await ingestMetrics(recovered)).toMatch(/wingman_ingest_dlq_total 2\b/);
+    // The consumer starts over (its state lost) and delivers both messages again, as new: the
+    // DLQ entries are published again, and JetStream keeps one of each (Nats-Msg-Id).
+    const { config } = await jsm.consumers.info(Topology.eventsStream, Topology.ingestConsumer);
+    await jsm.consumers.delete(Topology.eventsStream, Topology.ingestConsumer);
+    await jsm.consumers.add(Topology.eventsStream, config);
+    const last = (await jsm.streams.info(Topology.eventsStream)).state.last_seq;
+    await eventually(
+      () => jsm.consumers.info(Topology.eventsStream, Topology.ingestConsumer),
+      (i) => i.ack_floor.stream_seq >= last,
+    );
+    expect(await dlqMessages()).toBe(2);
+    expect(await countRequests(nc)).toBe(1);
+    expect(await ingestMetrics(recovered)).toMatch(/wingman_ingest_dlq_total 2\b/);
     const reasons = await Promise.all(
       [1, 2].map(async (seq) =>
         (await jsm.streams.getMessage(Topology.dlqStream, { seq }))!.header.get(Topology.dlqReasonHeader),

@@ -87,8 +87,9 @@ export function startWorker(deps: {
   }
 
   /**
-   * Each entry goes with its own Nats-Msg-Id, so when the batch is published again (its insert
-   * failed, or ingest died before the ack) JetStream stores it once, and only new entries count.
+   * Each entry goes with its own Nats-Msg-Id, so when the batch comes back (a DLQ publish failed
+   * part-way, ingest died before the ack, or the consumer delivers it again) JetStream stores it
+   * once, and only new entries count.
    */
   async function publishDlq(plan: BatchPlan): Promise<void> {
     let added = 0;
@@ -106,15 +107,20 @@ export function startWorker(deps: {
     if (added > 0) log.warn({ count: added, first: plan.dlq[0]?.reason }, 'events sent to the DLQ');
   }
 
-  /** Insert a planned batch, then ack it; on failure nak it with a backoff delay. Batches commit one at a time, in order. */
+  /**
+   * Insert a planned batch, send its bad events to the DLQ, then ack it; on failure nak it with a
+   * backoff delay. Batches commit one at a time, in order.
+   */
   async function commit(batch: JsMsg[], plan: BatchPlan): Promise<void> {
     const redelivered = batch.filter((m) => m.redelivered).length;
     if (redelivered > 0) metrics.redeliveries.inc(redelivered);
     const t0 = performance.now();
     let checkMs = 0;
     try {
-      await publishDlq(plan);
       checkMs = await insertPlan(plan);
+      // After the rows: a batch whose insert keeps failing (ClickHouse down for an hour) does not
+      // publish its DLQ entries on every retry, past the DLQ's duplicate window.
+      await publishDlq(plan);
     } catch (err) {
       failures++;
       const delay = retryDelay(failures, config.RETRY_MIN_MS, config.RETRY_MAX_MS);
