@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstream, jetstreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import { encodeEnvelope, Topology } from '@wingman/shared';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -124,6 +124,43 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
   const ingestMetrics = async (p: IngestProc) =>
     (await request(`http://127.0.0.1:${p.httpPort}/metrics`)).body.toString();
 
+  /** nats-server and ingest without a relay: the test publishes envelopes to JetStream itself. */
+  async function natsAndIngest(ingestEnv?: Record<string, string>) {
+    const nats = await startNats();
+    procs.push(nats);
+    const ingest = await startIngest(nats.url, ingestEnv);
+    procs.push(ingest);
+    const nc = await natsConnect(nats.url);
+    conns.push(nc);
+    const jsm = await jetstreamManager(nc);
+    return { nats, ingest, nc, jsm, js: jetstream(nc), subject: Topology.eventsSubject('test-relay') };
+  }
+
+  /** Every message in the DLQ stream, oldest first. */
+  async function dlqMessages(jsm: JetStreamManager): Promise<StoredMsg[]> {
+    const { state } = await jsm.streams.info(Topology.dlqStream);
+    const out: StoredMsg[] = [];
+    for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++)
+      out.push((await jsm.streams.getMessage(Topology.dlqStream, { seq }))!);
+    return out;
+  }
+
+  /**
+   * What a nats-server restart that lost the consumer's state does: the durable consumer starts
+   * over and delivers every message again, with a delivery count of 1. Resolves once ingest has
+   * acked them all again.
+   */
+  async function restartConsumer(jsm: JetStreamManager): Promise<void> {
+    const { config } = await jsm.consumers.info(Topology.eventsStream, Topology.ingestConsumer);
+    await jsm.consumers.delete(Topology.eventsStream, Topology.ingestConsumer);
+    await jsm.consumers.add(Topology.eventsStream, config);
+    const last = (await jsm.streams.info(Topology.eventsStream)).state.last_seq;
+    await eventually(
+      () => jsm.consumers.info(Topology.eventsStream, Topology.ingestConsumer),
+      (i) => i.ack_floor.stream_seq >= last,
+    );
+  }
+
   it('N requests through a real tunnel become exactly N request.completed rows with correct fields', async () => {
     const { nc, base, client, ingest, relay } = await stack({ ingestEnv: { INGEST_SCHED: 'idle' } });
     const n = 300;
@@ -245,18 +282,8 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     const n = 100;
     expect(await traffic(base, n)).toBe(n);
     await expectExactly(nc, n);
-    // What a nats-server restart that lost the consumer's state does (seen once in CI as 681 rows
-    // for 600 in the test above): the durable consumer starts over and delivers every message
-    // again, with a delivery count of 1.
-    const jsm = await jetstreamManager(nc);
-    const { config } = await jsm.consumers.info(Topology.eventsStream, Topology.ingestConsumer);
-    await jsm.consumers.delete(Topology.eventsStream, Topology.ingestConsumer);
-    await jsm.consumers.add(Topology.eventsStream, config);
-    const last = (await jsm.streams.info(Topology.eventsStream)).state.last_seq;
-    await eventually(
-      () => jsm.consumers.info(Topology.eventsStream, Topology.ingestConsumer),
-      (i) => i.ack_floor.stream_seq >= last,
-    );
+    // Seen once in CI as 681 rows for 600 in the test above.
+    await restartConsumer(await jetstreamManager(nc));
     expect(await countRequests(nc)).toBe(n);
   }, 120_000);
 
@@ -314,14 +341,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
   }, 120_000);
 
   it('malformed events go to the DLQ with reasons; valid events after them are ingested', async () => {
-    const nats = await startNats();
-    procs.push(nats);
-    const ingest = await startIngest(nats.url);
-    procs.push(ingest);
-    const nc = await natsConnect(nats.url);
-    conns.push(nc);
-    const js = jetstream(nc);
-    const subject = Topology.eventsSubject('test-relay');
+    const { ingest, nc, jsm, js, subject } = await natsAndIngest();
     await js.publish(subject, 'this is not json', { msgID: 'bad-1' });
     await js.publish(subject, JSON.stringify({ v: 2, nope: true }), { msgID: 'bad-2' });
     await js.publish(
@@ -349,19 +369,13 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       "SELECT DISTINCT country, framework FROM requests WHERE session_id = 'dlqsession1'",
     );
     expect(enriched).toEqual([{ country: 'US', framework: 'Express' }]);
-    const jsm = await jetstreamManager(nc);
     const dlq = await eventually(
-      () => jsm.streams.info(Topology.dlqStream),
-      (i) => i.state.messages >= 5,
+      () => dlqMessages(jsm),
+      (d) => d.length >= 5,
     );
-    expect(dlq.state.messages).toBe(5);
-    const reasons: string[] = [];
-    const encodings: string[] = [];
-    for (let seq = 1; seq <= 5; seq++) {
-      const m = await jsm.streams.getMessage(Topology.dlqStream, { seq });
-      reasons.push(m!.header.get(Topology.dlqReasonHeader));
-      encodings.push(m!.header.get(Topology.encodingHeader));
-    }
+    expect(dlq).toHaveLength(5);
+    const reasons = dlq.map((m) => m.header.get(Topology.dlqReasonHeader));
+    const encodings = dlq.map((m) => m.header.get(Topology.encodingHeader));
     expect(reasons[0]).toMatch(/bad envelope: not valid JSON/);
     expect(reasons[1]).toMatch(/bad envelope/);
     expect(reasons.slice(2, 4).join('\n')).toMatch(/invalid event/);
@@ -373,18 +387,11 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
   });
 
   it('a batch retried or delivered again puts each bad event in the DLQ once', async () => {
-    const nats = await startNats();
-    procs.push(nats);
-    const first = await startIngest(nats.url);
-    procs.push(first);
-    const nc = await natsConnect(nats.url);
-    conns.push(nc);
+    const { nats, ingest: first, nc, jsm, js, subject } = await natsAndIngest();
     // Break the warehouse while ingest is stopped, and queue the batch meanwhile, so that both
     // messages arrive in the first pull of the broken ingest.
     await first.stop('SIGTERM');
     await chdbExec(first.chdbPath, 'RENAME TABLE requests TO requests_parked');
-    const js = jetstream(nc);
-    const subject = Topology.eventsSubject('test-relay');
     await js.publish(subject, envelopeJson('mixed', [{ ...valid(1), type: 'made.up' }, valid(2)]), {
       msgID: 'mixed',
     });
@@ -401,9 +408,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       () => ingestMetrics(broken),
       (m) => /wingman_ingest_insert_failures_total ([3-9]|\d\d+)\b/.test(m),
     );
-    const jsm = await jetstreamManager(nc);
-    const dlqMessages = async () => (await jsm.streams.info(Topology.dlqStream)).state.messages;
-    expect(await dlqMessages()).toBe(0);
+    expect(await dlqMessages(jsm)).toEqual([]);
     expect(await ingestMetrics(broken)).toMatch(/wingman_ingest_dlq_total 0\b/);
     // Recover: the batch is inserted, then its two bad parts go to the DLQ.
     const recovered = await restartIngestAfter(
@@ -418,39 +423,22 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       60_000,
     );
     expect(await countRequests(nc)).toBe(1);
-    expect(await dlqMessages()).toBe(2);
+    expect(await dlqMessages(jsm)).toHaveLength(2);
     expect(await ingestMetrics(recovered)).toMatch(/wingman_ingest_dlq_total 2\b/);
-    // The consumer starts over (its state lost) and delivers both messages again, as new: the
-    // DLQ entries are published again, and JetStream keeps one of each (Nats-Msg-Id).
-    const { config } = await jsm.consumers.info(Topology.eventsStream, Topology.ingestConsumer);
-    await jsm.consumers.delete(Topology.eventsStream, Topology.ingestConsumer);
-    await jsm.consumers.add(Topology.eventsStream, config);
-    const last = (await jsm.streams.info(Topology.eventsStream)).state.last_seq;
-    await eventually(
-      () => jsm.consumers.info(Topology.eventsStream, Topology.ingestConsumer),
-      (i) => i.ack_floor.stream_seq >= last,
-    );
-    expect(await dlqMessages()).toBe(2);
+    // Both messages come again, as new: their DLQ entries are published again, and JetStream
+    // keeps one of each (Nats-Msg-Id).
+    await restartConsumer(jsm);
+    const dlq = await dlqMessages(jsm);
+    expect(dlq).toHaveLength(2);
     expect(await countRequests(nc)).toBe(1);
     expect(await ingestMetrics(recovered)).toMatch(/wingman_ingest_dlq_total 2\b/);
-    const reasons = await Promise.all(
-      [1, 2].map(async (seq) =>
-        (await jsm.streams.getMessage(Topology.dlqStream, { seq }))!.header.get(Topology.dlqReasonHeader),
-      ),
-    );
+    const reasons = dlq.map((m) => m.header.get(Topology.dlqReasonHeader));
     expect(reasons[0]).toMatch(/invalid event/);
     expect(reasons[1]).toMatch(/bad envelope: not valid JSON/);
   }, 120_000);
 
   it('bad messages too large for the DLQ as they are (payload or headers) go there cut, and do not hold up the events after them', async () => {
-    const nats = await startNats();
-    procs.push(nats);
-    const ingest = await startIngest(nats.url);
-    procs.push(ingest);
-    const nc = await natsConnect(nats.url);
-    conns.push(nc);
-    const js = jetstream(nc);
-    const subject = Topology.eventsSubject('test-relay');
+    const { ingest, nc, jsm, js, subject } = await natsAndIngest();
     const maxPayload = nc.info!.max_payload;
     // Not JSON, and as large as a message may be: the DLQ's headers would push it over max_payload.
     const notJson = Buffer.alloc(maxPayload - 200, 0x41);
@@ -477,11 +465,9 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       (u) => u === 0,
     );
     expect(await countRequests(nc)).toBe(3);
-    const jsm = await jetstreamManager(nc);
-    expect((await jsm.streams.info(Topology.dlqStream)).state.messages).toBe(3);
-    const [envelope, event, oddOne] = await Promise.all(
-      [1, 2, 3].map(async (seq) => (await jsm.streams.getMessage(Topology.dlqStream, { seq }))!),
-    );
+    const dlq = await dlqMessages(jsm);
+    expect(dlq).toHaveLength(3);
+    const [envelope, event, oddOne] = dlq;
     expect(envelope!.header.get(Topology.dlqReasonHeader)).toMatch(/bad envelope: not valid JSON/);
     expect(envelope!.header.get(Topology.dlqTruncatedHeader)).toBe(String(notJson.byteLength));
     expect(Buffer.from(envelope!.data).equals(notJson.subarray(0, envelope!.data.byteLength))).toBe(true);
@@ -497,12 +483,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
   }, 120_000);
 
   it('events over more days than one insert may touch by default are stored; times out of range go to the DLQ', async () => {
-    const nats = await startNats();
-    procs.push(nats);
-    const ingest = await startIngest(nats.url, { RAW_TTL_DAYS: '200' });
-    procs.push(ingest);
-    const nc = await natsConnect(nats.url);
-    conns.push(nc);
+    const { nc, jsm, js, subject } = await natsAndIngest({ RAW_TTL_DAYS: '200' });
     const day = 24 * 3_600_000;
     const now = Date.now();
     // 150 day partitions in one insert: over ClickHouse's default limit of 100, which would fail
@@ -512,11 +493,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       { ...valid(1000), ts: now - 201 * day },
       { ...valid(1001), ts: now + 2 * day },
     ];
-    await jetstream(nc).publish(
-      Topology.eventsSubject('test-relay'),
-      envelopeJson('spread', [...spread, ...outOfRange]),
-      { msgID: 'spread' },
-    );
+    await js.publish(subject, envelopeJson('spread', [...spread, ...outOfRange]), { msgID: 'spread' });
     await eventually(
       () => unacked(nc),
       (u) => u === 0,
@@ -528,13 +505,9 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       "SELECT uniqExact(toDate(ts)) AS d FROM requests WHERE user_agent = 'pipeline-test'",
     );
     expect(Number(days[0]!.d)).toBe(150);
-    const jsm = await jetstreamManager(nc);
-    expect((await jsm.streams.info(Topology.dlqStream)).state.messages).toBe(2);
-    const reasons = await Promise.all(
-      [1, 2].map(async (seq) =>
-        (await jsm.streams.getMessage(Topology.dlqStream, { seq }))!.header.get(Topology.dlqReasonHeader),
-      ),
-    );
+    const dlq = await dlqMessages(jsm);
+    expect(dlq).toHaveLength(2);
+    const reasons = dlq.map((m) => m.header.get(Topology.dlqReasonHeader));
     expect(reasons[0]).toMatch(
       /^event time out of range: .* older than the raw tables keep \(RAW_TTL_DAYS\)/,
     );
