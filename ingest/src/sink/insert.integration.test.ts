@@ -248,8 +248,8 @@ describe('inserts to a ClickHouse server (HTTP stand-in)', () => {
       );
       expect(req?.url.searchParams.get('async_insert')).toBe('0');
       expect(req?.url.searchParams.get('wait_for_async_insert')).toBe('0');
-      // Room for every day of the event-time window (RAW_TTL_DAYS back, a day ahead).
-      expect(req?.url.searchParams.get('max_partitions_per_insert_block')).toBe('368');
+      // Room for every calendar day of the event-time window: 365 days back and one ahead touch 367.
+      expect(req?.url.searchParams.get('max_partitions_per_insert_block')).toBe('367');
       expect(req?.body.equals(encodeRows('requests', rows))).toBe(true);
     } finally {
       await s.close();

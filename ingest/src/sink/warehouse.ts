@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { IngestConfig } from '../config.ts';
+import { eventTimeWindow } from '../validate/plan-batch.ts';
 import { type Column, structureOf } from '../validate/row-binary.ts';
 
 /**
@@ -13,16 +14,21 @@ import { type Column, structureOf } from '../validate/row-binary.ts';
  * ingest already removed (withoutStored); a repeat that still got in collapses on merge, and the
  * queries allow for it (docs/events.md, "Exactly once").
  */
-export const INSERT_SETTINGS = { async_insert: 0, wait_for_async_insert: 0, optimize_on_insert: 0 } as const;
+const INSERT_SETTINGS = { async_insert: 0, wait_for_async_insert: 0, optimize_on_insert: 0 } as const;
+
+const DAY_MS = 24 * 60 * 60_000;
 
 /**
- * INSERT_SETTINGS, and room for one insert to touch every day partition that ingest's event-time
- * window spans (eventTimeWindow: RAW_TTL_DAYS back, a day ahead). ClickHouse's default of 100
- * would fail, on every retry, a batch spanning more days, with RAW_TTL_DAYS over 97.
+ * INSERT_SETTINGS, and room for one insert to touch every day partition of ingest's event-time
+ * window (eventTimeWindow), which is all the days a stored event can fall on: a span of N days
+ * touches at most ceil(N) + 1 calendar days. ClickHouse's default of 100 would fail, on every
+ * retry, a batch spanning more days.
  */
 export function insertSettings(rawTtlDays: number) {
+  const { min, max } = eventTimeWindow(rawTtlDays, 0);
+  const days = Math.ceil((max - min) / DAY_MS) + 1;
   // UInt64 settings go as strings (@clickhouse/client's ClickHouseSettings).
-  return { ...INSERT_SETTINGS, max_partitions_per_insert_block: String(Math.max(100, rawTtlDays + 3)) };
+  return { ...INSERT_SETTINGS, max_partitions_per_insert_block: String(Math.max(100, days)) };
 }
 
 /** Rows already encoded as RowBinary (row-binary.ts) for `table (columns)`. */
