@@ -21,6 +21,12 @@ export const ingestConfigSchema = z.object({
    * EVENT_ENVELOPE_MAX_BYTES (512 KiB), so a pull is at most ~50k events and ~25 MiB.
    */
   FETCH_BATCH: envInt(50, 1, 10_000),
+  /**
+   * Envelope bytes (as inflated) planned into one insert. A pull's messages past this wait for the
+   * next insert, so ingest's memory stays bounded even when every message inflates to 32 MiB
+   * (MAX_INFLATED_ENVELOPE_BYTES). Relay envelopes (at most 512 KiB) never reach it at the default.
+   */
+  BATCH_MAX_BYTES: envInt(64 * 1024 * 1024, 1024),
   /** A pull returns when FETCH_BATCH messages arrived or after this long (JetStream minimum: 1000). */
   FETCH_EXPIRES_MS: envInt(1000, 1000, 60_000),
   /** Backoff bounds when ClickHouse inserts fail. */

@@ -40,22 +40,17 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
     cleanup.push(() => ch.close());
     await runMigrations(ch, { rawTtlDays: config.RAW_TTL_DAYS });
     const js = jetstream(nc);
-    for (let e = 0; e < envelopes; e++) {
-      const events = Array.from({ length: 10 }, (_, i) =>
-        requestCompletedEvent({ session_id: session, bytes_out: e * 10 + i }),
-      );
-      await js.publish(Topology.eventsSubject('test-relay'), envelopeJson(`env-${e}`, events), {
-        msgID: `env-${e}`,
-      });
-    }
+    for (let e = 0; e < envelopes; e++)
+      await js.publish(Topology.eventsSubject('test-relay'), envelopeOf(session, e), { msgID: `env-${e}` });
     const consumer = await js.consumers.get(Topology.eventsStream, Topology.ingestConsumer);
+    const metrics = createIngestMetrics();
     const start = (pull: (opts: FetchOptions) => ReturnType<typeof consumer.fetch>) => {
       const worker = startWorker({
         config,
         js,
         consumer,
         ch,
-        metrics: createIngestMetrics(),
+        metrics,
         log: createLogger('worker-test', 'silent'),
         maxPayload: () => nc.info!.max_payload,
         pull,
@@ -81,7 +76,8 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
       expect(info.num_ack_pending).toBe(0);
       expect(info.num_redelivered).toBe(0);
     };
-    return { consumer, start, expectAllStoredOnce };
+    const batches = async () => (await metrics.batches.get()).values[0]?.value ?? 0;
+    return { consumer, start, expectAllStoredOnce, batches };
   }
 
   it('a pull that fails part-way keeps the messages it delivered: they are stored at once, not after the ack wait', async () => {
@@ -148,6 +144,30 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
     expect(stoppedAfterMessages).toBe(3);
   }, 60_000);
 
+  it('a pull holding more than BATCH_MAX_BYTES is inserted over several batches, each event once', async () => {
+    // A budget of two envelopes' bytes: the smallest two (the first ones) reach it together.
+    const budget = 2 * Buffer.byteLength(envelopeOf('bounded1', 0));
+    const p = await pipelineWith('bounded1', 12, { FETCH_BATCH: '50', BATCH_MAX_BYTES: String(budget) });
+    const delivered: number[] = [];
+    p.start(async (opts: FetchOptions) => {
+      const real = await p.consumer.fetch(opts);
+      const k = delivered.push(0) - 1;
+      const counted = (async function* () {
+        for await (const m of real) {
+          delivered[k]!++;
+          yield m;
+        }
+      })();
+      return Object.assign(counted, { stop: () => real.stop() }) as unknown as Awaited<
+        ReturnType<typeof p.consumer.fetch>
+      >;
+    });
+    await p.expectAllStoredOnce();
+    // All twelve came in the first pull, and went into ClickHouse two envelopes per insert.
+    expect(delivered[0]).toBe(12);
+    expect(await p.batches()).toBe(6);
+  }, 60_000);
+
   it('messages that reached the socket while the event loop was held up past the pull expiry are stored at once', async () => {
     const p = await pipelineWith('pullstall1', 3, { FETCH_BATCH: '50', FETCH_EXPIRES_MS: '1000' });
     // Injected stall (named as such): on a busy machine (CI; ingest under SCHED_IDLE) the worker's
@@ -164,6 +184,14 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
     await p.expectAllStoredOnce();
   }, 60_000);
 });
+
+/** Envelope `e` of pipelineWith: 10 request events, sizes growing with `e`. */
+function envelopeOf(session: string, e: number): string {
+  const events = Array.from({ length: 10 }, (_, i) =>
+    requestCompletedEvent({ session_id: session, bytes_out: e * 10 + i }),
+  );
+  return envelopeJson(`env-${e}`, events);
+}
 
 /** Keep this thread busy for `ms`: no timer, socket or other callback runs meanwhile. */
 function holdEventLoop(ms: number): void {

@@ -195,46 +195,64 @@ export function startWorker(deps: {
   // its own threads), but commit strictly one batch at a time.
   const done = (async () => {
     let committing: Promise<void> = Promise.resolve();
+    /** Messages pulled but not planned: the batch before them reached BATCH_MAX_BYTES. */
+    let carried: JsMsg[] = [];
     while (!stopping) {
       const f0 = performance.now();
       // From its first message until it is acked or nak'ed, tell JetStream the batch is being
       // worked on, so a slow pull, plan, wait or insert does not pass ACK_WAIT_MS and get it
-      // redelivered meanwhile.
-      const batch: JsMsg[] = [];
+      // redelivered meanwhile. Carried messages come first: they were pulled before any new one.
+      const pulled = carried;
+      carried = [];
       const keepAlive = setInterval(
         () => {
-          for (const m of batch) m.working();
+          for (const m of pulled) m.working();
         },
         Math.max(250, Math.floor(config.ACK_WAIT_MS / 3)),
       );
-      await fetchInto(batch);
-      if (batch.length === 0) {
+      if (pulled.length === 0) await fetchInto(pulled);
+      if (pulled.length === 0) {
         clearInterval(keepAlive);
         continue;
       }
       const p0 = performance.now();
-      const plan = await planInSlices(batch);
+      const { plan, planned } = await planInSlices(pulled);
+      const batch = pulled.slice(0, planned);
+      carried = pulled.slice(planned);
       log.debug(
-        { messages: batch.length, fetchMs: Math.round(p0 - f0), planMs: Math.round(performance.now() - p0) },
+        {
+          messages: batch.length,
+          carried: carried.length,
+          bytes: plan.bytes,
+          fetchMs: Math.round(p0 - f0),
+          planMs: Math.round(performance.now() - p0),
+        },
         'batch fetched',
       );
       await committing;
       committing = commit(batch, plan).finally(() => clearInterval(keepAlive));
     }
     await committing;
+    // Pulled, never planned: back to JetStream now rather than after ACK_WAIT_MS.
+    for (const m of carried) m.nak();
   })();
 
   /**
    * Plan a batch ~2000 events at a time, yielding to the event loop between slices: a batch
    * is ~0.4 s of JavaScript, and the previous batch's insert needs the loop to hand its rows to
    * ClickHouse. Planned in one go, the insert would wait for the plan and the two would run
-   * one after the other instead of side by side.
+   * one after the other instead of side by side. Planning stops once the plan holds
+   * BATCH_MAX_BYTES; `planned` says how many of `batch`'s messages it took.
    */
-  async function planInSlices(batch: JsMsg[]): Promise<BatchPlan> {
+  async function planInSlices(batch: JsMsg[]): Promise<{ plan: BatchPlan; planned: number }> {
     const plan = emptyPlan(eventTimeWindow(config.RAW_TTL_DAYS, Date.now()));
+    let sliced = 0;
     let planned = 0;
     const seenBefore = highestSeq;
     for (const m of batch) {
+      // At least one message per batch, however large; the rest wait for the next batch.
+      if (planned > 0 && plan.bytes >= config.BATCH_MAX_BYTES) break;
+      planned++;
       if (m.seq > highestSeq) highestSeq = m.seq;
       // The stream sequence names a message for good (a redelivery keeps it); its Nats-Msg-Id, where
       // it has one, keeps ids apart should the stream be recreated within the duplicate window.
@@ -248,12 +266,12 @@ export function startWorker(deps: {
         dlqId: idPart ? `${m.seq}:${idPart}` : String(m.seq),
       });
       const total = plan.events + plan.dlq.length;
-      if (total - planned >= PLAN_SLICE_EVENTS) {
-        planned = total;
+      if (total - sliced >= PLAN_SLICE_EVENTS) {
+        sliced = total;
         await new Promise((r) => setImmediate(r));
       }
     }
-    return plan;
+    return { plan, planned };
   }
 
   return {

@@ -197,6 +197,8 @@ export interface BatchPlan {
   maybeStored: Map<TableName, MaybeStored>;
   dlq: DlqEntry[];
   events: number;
+  /** Envelope bytes planned, as inflated (what the rows and DLQ entries are made from). */
+  bytes: number;
 }
 
 /** Step result, in the style of PostHog's ingestion steps. */
@@ -343,12 +345,13 @@ export function planBatch(messages: readonly InboundMessage[], window?: TimeWind
 }
 
 export function emptyPlan(window?: TimeWindow): BatchPlan {
-  return { window, tables: new Map(), maybeStored: new Map(), dlq: [], events: 0 };
+  return { window, tables: new Map(), maybeStored: new Map(), dlq: [], events: 0, bytes: 0 };
 }
 
 /** Add one message (an envelope of events) to a plan; planBatch is this over a whole batch. */
 export function planMessage(plan: BatchPlan, msg: InboundMessage): void {
   const decoded = decodeEnvelope(msg.data, msg.encoding);
+  plan.bytes += decoded.ok ? decoded.json.byteLength : msg.data.byteLength;
   const env = decoded.ok
     ? parseEnvelope(decoded.json)
     : ({ kind: 'dlq', reason: `bad envelope: ${decoded.error}` } as const);
