@@ -44,7 +44,7 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
       await js.publish(Topology.eventsSubject('test-relay'), envelopeOf(session, e), { msgID: `env-${e}` });
     const consumer = await js.consumers.get(Topology.eventsStream, Topology.ingestConsumer);
     const metrics = createIngestMetrics();
-    const start = (pull: (opts: FetchOptions) => ReturnType<typeof consumer.fetch>) => {
+    const start = (pull?: (opts: FetchOptions) => ReturnType<typeof consumer.fetch>) => {
       const worker = startWorker({
         config,
         js,
@@ -56,6 +56,7 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
         pull,
       });
       cleanup.push(() => worker.stop());
+      return worker;
     };
     const stored = async () => {
       const r = await ch.query({
@@ -77,7 +78,7 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
       expect(info.num_redelivered).toBe(0);
     };
     const batches = async () => (await metrics.batches.get()).values[0]?.value ?? 0;
-    return { consumer, start, expectAllStoredOnce, batches };
+    return { consumer, start, stored, expectAllStoredOnce, batches };
   }
 
   it('a pull that fails part-way keeps the messages it delivered: they are stored at once, not after the ack wait', async () => {
@@ -166,6 +167,21 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
     // All twelve came in the first pull, and went into ClickHouse two envelopes per insert.
     expect(delivered[0]).toBe(12);
     expect(await p.batches()).toBe(6);
+  }, 60_000);
+
+  it('messages pulled but not yet planned when the worker stops go back to JetStream at once', async () => {
+    // Forty envelopes in one pull, two per batch: twenty inserts, so most still wait when it stops.
+    const budget = 2 * Buffer.byteLength(envelopeOf('bounded2', 0));
+    const p = await pipelineWith('bounded2', 40, { FETCH_BATCH: '50', BATCH_MAX_BYTES: String(budget) });
+    const first = p.start();
+    await eventually(p.batches, (n) => n >= 1, 10_000, 5);
+    await first.stop();
+    const left = 400 - (await p.stored());
+    expect(left).toBeGreaterThan(0);
+    // A new worker stores the rest, each event once, well inside the 30 s ack wait: the stopped
+    // worker nak'ed what it held, so nothing waits for the ack wait to pass.
+    p.start();
+    expect(await eventually(p.stored, (c) => c >= 400, 10_000, 200)).toBe(400);
   }, 60_000);
 
   it('messages that reached the socket while the event loop was held up past the pull expiry are stored at once', async () => {
