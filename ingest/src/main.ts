@@ -1,13 +1,19 @@
 import type { AddressInfo } from 'node:net';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { ConfigError, createLogger, migrateJetStream, Topology, WingmanError } from '@wingman/shared';
+import {
+  ConfigError,
+  createLogger,
+  migrateJetStream,
+  setSchedPolicy,
+  Topology,
+  WingmanError,
+} from '@wingman/shared';
 import { serveSql } from './analytics/sql-service.ts';
 import { type IngestConfig, loadIngestConfig } from './config.ts';
 import { startWorker } from './consume/worker.ts';
 import { startHttp } from './observability/http-server.ts';
 import { createIngestMetrics } from './observability/metrics.ts';
-import { scheduleWhenIdle } from './priority.ts';
 import { runMigrations } from './sink/migrate.ts';
 import { chdbPath, createWarehouse } from './sink/warehouse.ts';
 
@@ -25,9 +31,13 @@ async function main(): Promise<void> {
   }
   const log = createLogger('ingest', config.LOG_LEVEL);
   if (config.INGEST_SCHED === 'idle') {
-    const r = scheduleWhenIdle();
+    // Ingest is batch work with a lag budget of seconds and JetStream holding its backlog; on a
+    // host it shares with the relay (`npm start`, docker-compose), the relay's request path should
+    // not wait behind it. Nice 10 and 19 measured no gain there, SCHED_IDLE did
+    // (docs/performance.md). chDB's pools and libuv's workers, started later, inherit it.
+    const r = setSchedPolicy('idle', 'process');
     if ('error' in r) log.warn({ err: r.error }, 'INGEST_SCHED=idle not applied; running at normal priority');
-    else log.info({ threads: r.threads }, 'cpu scheduling: idle (SCHED_IDLE)');
+    else log.info({ threads: r.threads.length }, 'cpu scheduling: idle (SCHED_IDLE)');
   }
   const metrics = createIngestMetrics();
 

@@ -57,6 +57,7 @@ async function expectExactly(nc: NatsConnection, n: number): Promise<void> {
 
 /** Linux scheduling policies, as /proc/<pid>/task/<tid>/stat shows them. */
 const SCHED_OTHER = 0;
+const SCHED_BATCH = 3;
 const SCHED_IDLE = 5;
 
 describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)', () => {
@@ -228,11 +229,16 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
       'session.created',
     ]);
     // With INGEST_SCHED=idle, every ingest thread, chDB's (started after ingest set the policy)
-    // included, runs under SCHED_IDLE (5); the relay's under the default SCHED_OTHER (0).
+    // included, runs under SCHED_IDLE (5). The relay's run under the default SCHED_OTHER (0),
+    // but for its NATS thread: SCHED_BATCH (3) by default (EVENT_THREAD_SCHED).
     const ingestThreads = ingest!.threadScheduling();
     expect(ingestThreads.some((t) => /MergeMutate|BgSchPool|ThreadPool/.test(t.thread))).toBe(true);
     expect(ingestThreads.filter((t) => t.policy !== SCHED_IDLE)).toEqual([]);
-    expect(new Set(relay.threadScheduling().map((t) => t.policy))).toEqual(new Set([SCHED_OTHER]));
+    const natsThread = JSON.parse(await relay.waitFor((l) => l.includes('NATS thread cpu scheduling'))).tid;
+    const relayThreads = relay.threadScheduling();
+    expect(relayThreads.filter((t) => t.policy !== SCHED_OTHER)).toEqual([
+      { tid: natsThread, thread: expect.any(String), policy: SCHED_BATCH },
+    ]);
   });
 
   it('ingest killed with SIGKILL mid-batch and restarted: still exactly N rows', async () => {

@@ -45,6 +45,12 @@ export const relayConfigSchema = z
     EVENT_ENVELOPE_MAX_BYTES: envInt(512 * 1024, 16 * 1024, 8 * 1024 * 1024),
     EVENT_BUFFER_MAX_BYTES: envInt(8 * 1024 * 1024, 64 * 1024),
     PUBLISH_TIMEOUT_MS: envInt(5000, 100),
+    /**
+     * CPU scheduling of the NATS thread (nats-link.ts), which compresses and publishes envelopes.
+     * `batch` (Linux SCHED_BATCH) keeps its wake-ups from preempting the event loop that serves
+     * visitors; `normal` leaves it at the default policy.
+     */
+    EVENT_THREAD_SCHED: z.enum(['batch', 'normal']).default('batch'),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.RELAY_TOKEN) {

@@ -84,7 +84,7 @@ export function createRelay(
         log,
       )
     : undefined;
-  const natsLink = publisher ? linkNats(config, publisher, log) : undefined;
+  const natsLink = publisher ? linkNats(config, publisher, log, config.EVENT_THREAD_SCHED) : undefined;
 
   const ctx: RelayContext = {
     config,

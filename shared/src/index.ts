@@ -5,6 +5,7 @@ export * from './events/events.ts';
 export * from './nats/jetstream-topology.ts';
 export * from './observability/logger.ts';
 export * from './observability/metric-names.ts';
+export * from './process/sched.ts';
 export * from './protocol/frame-batcher.ts';
 export * from './protocol/frame-codec.ts';
 export * from './protocol/messages.ts';

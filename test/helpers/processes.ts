@@ -91,12 +91,12 @@ export class Proc {
   }
 
   /** Scheduling policy of each of the process's threads (0 SCHED_OTHER, 5 SCHED_IDLE), by thread name (from /proc). */
-  threadScheduling(): { thread: string; policy: number }[] {
+  threadScheduling(): { tid: number; thread: string; policy: number }[] {
     const dir = `/proc/${this.pid}/task`;
     return readdirSync(dir).flatMap((tid) => {
       try {
         const { name, field } = procStat(`${dir}/${tid}/stat`);
-        return [{ thread: name, policy: Number(field(41)) }];
+        return [{ tid: Number(tid), thread: name, policy: Number(field(41)) }];
       } catch {
         return []; // the thread ended meanwhile
       }

@@ -8,11 +8,22 @@ export type ToNatsWorker =
   | { type: 'publish'; n: number; subject: string; data: Uint8Array | string; opts: PublishOptions }
   | { type: 'close' };
 
+/** EVENT_THREAD_SCHED: the NATS thread's CPU scheduling (shared/src/process/sched.ts). */
+export type NatsThreadSched = 'batch' | 'normal';
+
+/** What the NATS worker thread starts with. */
+export interface NatsWorkerData {
+  config: NatsConfig;
+  sched: NatsThreadSched;
+}
+
 /** Messages from the NATS worker thread. */
 export type FromNatsWorker =
   | { type: 'link'; up: boolean; first: boolean }
   | { type: 'published'; n: number; error?: string }
-  | { type: 'failed'; error: string };
+  | { type: 'failed'; error: string }
+  /** The thread's CPU scheduling (EVENT_THREAD_SCHED) and its Linux thread id, or why batch failed. */
+  | { type: 'sched'; policy: NatsThreadSched; tid?: number; error?: string };
 
 export interface NatsLink {
   /** The worker thread that holds the NATS connection; undefined while it is being restarted. */
@@ -40,7 +51,12 @@ export function restartDelayMs(deathsInARow: number): number {
  * the event loop that serves visitors. A full envelope is in shared memory
  * (EnvelopeBuilder), so handing it over is not a copy.
  */
-export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Logger): NatsLink {
+export function linkNats(
+  config: NatsConfig,
+  publisher: EventPublisher,
+  log: Logger,
+  sched: NatsThreadSched = 'batch',
+): NatsLink {
   let worker: Worker | undefined;
   let closed = false;
   let seq = 0;
@@ -68,7 +84,7 @@ export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Log
 
   const start = () => {
     const w = new Worker(new URL('./nats-worker.mjs', import.meta.url), {
-      workerData: { config: natsConfigOf(config) },
+      workerData: { config: natsConfigOf(config), sched } satisfies NatsWorkerData,
       name: 'wingman-nats',
     });
     worker = w;
@@ -92,6 +108,14 @@ export function linkNats(config: NatsConfig, publisher: EventPublisher, log: Log
           break;
         case 'failed':
           log.error({ err: m.error }, 'NATS link failed; events spool until a new thread connects');
+          break;
+        case 'sched':
+          if (m.error !== undefined)
+            log.warn(
+              { err: m.error },
+              'EVENT_THREAD_SCHED=batch not applied; the NATS thread runs at normal priority',
+            );
+          else log.info({ tid: m.tid, policy: m.policy }, 'NATS thread cpu scheduling');
           break;
       }
     });
