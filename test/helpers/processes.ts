@@ -90,7 +90,7 @@ export class Proc {
     clearTimeout(t);
   }
 
-  /** Scheduling policy of each of the process's threads (0 SCHED_OTHER, 5 SCHED_IDLE), by thread name (from /proc). */
+  /** Scheduling policy of each of the process's threads (0 SCHED_OTHER, 3 SCHED_BATCH, 5 SCHED_IDLE), with its id and name (from /proc). */
   threadScheduling(): { tid: number; thread: string; policy: number }[] {
     const dir = `/proc/${this.pid}/task`;
     return readdirSync(dir).flatMap((tid) => {
