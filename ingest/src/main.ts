@@ -70,16 +70,7 @@ async function main(): Promise<void> {
 
   const sql = serveSql(nc, ch, log);
   const consumer = await js.consumers.get(Topology.eventsStream, Topology.ingestConsumer);
-  const worker = startWorker({
-    config,
-    js,
-    consumer,
-    ch,
-    metrics,
-    log,
-    // nats-server's default, should its INFO be missing for a moment (reconnecting).
-    maxPayload: () => nc.info?.max_payload ?? 1024 * 1024,
-  });
+  const worker = startWorker({ config, nc, consumer, ch, metrics, log });
   let stopping = false;
   const lagTimer = setInterval(() => {
     consumer.info().then(

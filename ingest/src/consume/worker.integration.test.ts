@@ -47,12 +47,11 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
     const start = (pull?: (opts: FetchOptions) => ReturnType<typeof consumer.fetch>) => {
       const worker = startWorker({
         config,
-        js,
+        nc,
         consumer,
         ch,
         metrics,
         log: createLogger('worker-test', 'silent'),
-        maxPayload: () => nc.info!.max_payload,
         pull,
       });
       cleanup.push(() => worker.stop());

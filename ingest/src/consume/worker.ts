@@ -1,13 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
-import {
-  type Consumer,
-  type FetchOptions,
-  type JetStreamClient,
-  type JsMsg,
-  PubHeaders,
-} from '@nats-io/jetstream';
-import { headers as natsHeaders } from '@nats-io/transport-node';
+import { type Consumer, type FetchOptions, type JsMsg, jetstream, PubHeaders } from '@nats-io/jetstream';
+import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import { type Logger, Topology } from '@wingman/shared';
 import type { IngestConfig } from '../config.ts';
 import type { IngestMetrics } from '../observability/metrics.ts';
@@ -43,17 +37,17 @@ export function retryDelay(failures: number, minMs: number, maxMs: number): numb
  */
 export function startWorker(deps: {
   config: Readonly<IngestConfig>;
-  js: JetStreamClient;
+  /** The NATS connection: DLQ publishes go through JetStream on it, cut to its server's max_payload. */
+  nc: NatsConnection;
   consumer: Consumer;
   ch: ClickHouseClient;
   metrics: IngestMetrics;
   log: Logger;
-  /** The largest message the NATS server takes now (its INFO's max_payload), read per DLQ publish. */
-  maxPayload: () => number;
   /** How a pull is made; `consumer.fetch` unless a test wraps it to make a pull fail part-way. */
   pull?: (opts: FetchOptions) => ReturnType<Consumer['fetch']>;
 }): Worker {
-  const { config, js, consumer, ch, metrics, log, maxPayload } = deps;
+  const { config, nc, consumer, ch, metrics, log } = deps;
+  const js = jetstream(nc);
   const pull = deps.pull ?? ((opts: FetchOptions) => consumer.fetch(opts));
   let stopping = false;
   let failures = 0;
@@ -98,7 +92,9 @@ export function startWorker(deps: {
       h.set(Topology.dlqReasonHeader, entry.reason.replace(/\s+/g, ' ').slice(0, 1000));
       // Whatever the publisher put in it: a name longer than any real encoding is cut too.
       if (entry.encoding) h.set(Topology.encodingHeader, entry.encoding.slice(0, 64));
-      const payload = fitPayload(entry, h, maxPayload());
+      // The server's limit now (its INFO), or nats-server's default should INFO be missing for a
+      // moment (reconnecting).
+      const payload = fitPayload(entry, h, nc.info?.max_payload ?? 1024 * 1024);
       const ack = await js.publish(Topology.dlqSubject, payload, { headers: h, msgID: entry.id });
       if (ack.duplicate) continue;
       added++;
