@@ -1,4 +1,10 @@
-import { type FetchOptions, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import {
+  type Consumer,
+  type FetchOptions,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
 import { createLogger, migrateJetStream, Topology } from '@wingman/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { envelopeJson, requestCompletedEvent } from '../../../test/fixtures/events.ts';
@@ -101,9 +107,7 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
         throw new Error('injected failure: 2 heartbeats missed');
       })();
       // The worker may stop() a pull it waited on past its expiry; this one fails before that.
-      return Object.assign(failing, { stop: () => real.stop() }) as unknown as Awaited<
-        ReturnType<typeof p.consumer.fetch>
-      >;
+      return asPull(failing, () => real.stop());
     });
     await p.expectAllStoredOnce();
     expect(injected).toBe(2);
@@ -133,12 +137,10 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
         }
         await released;
       })();
-      return Object.assign(hanging, {
-        stop: () => {
-          stoppedAfterMessages = n;
-          release();
-        },
-      }) as unknown as Awaited<ReturnType<typeof p.consumer.fetch>>;
+      return asPull(hanging, () => {
+        stoppedAfterMessages = n;
+        release();
+      });
     });
     await p.expectAllStoredOnce();
     expect(stoppedAfterMessages).toBe(3);
@@ -158,9 +160,7 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
           yield m;
         }
       })();
-      return Object.assign(counted, { stop: () => real.stop() }) as unknown as Awaited<
-        ReturnType<typeof p.consumer.fetch>
-      >;
+      return asPull(counted, () => real.stop());
     });
     await p.expectAllStoredOnce();
     // All twelve came in the first pull, and went into ClickHouse two envelopes per insert.
@@ -199,6 +199,11 @@ describe('ingest worker (real nats-server, real chDB, in this process)', () => {
     await p.expectAllStoredOnce();
   }, 60_000);
 });
+
+/** A test's own message iterator, standing in for a pull's (the worker calls only iteration and stop). */
+function asPull(messages: AsyncGenerator<JsMsg>, stop: () => void): Awaited<ReturnType<Consumer['fetch']>> {
+  return Object.assign(messages, { stop }) as unknown as Awaited<ReturnType<Consumer['fetch']>>;
+}
 
 /** Envelope `e` of pipelineWith: 10 request events, sizes growing with `e`. */
 function envelopeOf(session: string, e: number): string {
