@@ -16,6 +16,7 @@ import {
   unacked,
 } from '../../test/helpers/pipeline.ts';
 import { type Proc, startClient, startLocalApp, startRelay } from '../../test/helpers/processes.ts';
+import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 /** Send n requests through the tunnel, 16 at a time; returns how many got a 200. */
 async function traffic(base: string, n: number, path = (i: number) => `users/${i}?q=${i}`): Promise<number> {
@@ -281,6 +282,40 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     await expectExactly(nc, n);
     const after = await eventually(relayMetrics, (m) => /wingman_relay_spool_bytes 0\b/.test(m));
     expect(after).toMatch(/wingman_relay_events_dropped_total 0\b/);
+  }, 120_000);
+
+  it('a relay stopped (SIGTERM) while nats-server is down spools its events; the next relay on its data directory replays them: exactly N rows', async () => {
+    const dataDir = tempDir('wingman-relay-');
+    const { nats, nc, base, client, relay } = await stack({ relayEnv: { DATA_DIR: dataDir } });
+    const sessionId = client.session.sessionId;
+    const n = 400;
+    const first = await traffic(base, n / 2);
+    await nats.stop('SIGTERM');
+    const during = await traffic(base, n / 2);
+    expect(first + during).toBe(n);
+    // Stopping ends the session (session.closed) and seals what is open; with NATS away, all of it
+    // goes to the spool on disk, and nothing is left to publish after the process exits.
+    await client.stop('SIGKILL');
+    await relay.stop('SIGTERM');
+    expect(relay.child.exitCode).toBe(0);
+    const nats2 = await startNats({ port: nats.port, storeDir: nats.storeDir });
+    procs.push(nats2);
+    const next = await startRelay({ NATS_URL: nats.url, DATA_DIR: dataDir });
+    procs.push(next);
+    await expectExactly(nc, n);
+    const lifecycle = await sql<{ type: string; reason: string; requests: number }>(
+      nc,
+      `SELECT type, reason, requests FROM sessions WHERE session_id = '${sessionId}' ORDER BY ts, type`,
+    );
+    expect(lifecycle).toEqual([
+      { type: 'session.created', reason: '', requests: 0 },
+      { type: 'session.closed', reason: 'shutdown', requests: n },
+    ]);
+    const metrics = await eventually(
+      async () => (await request(`${next.url}/metrics`)).body.toString(),
+      (m) => /wingman_relay_spool_bytes 0\b/.test(m),
+    );
+    expect(metrics).toMatch(/wingman_relay_events_dropped_total 0\b/);
   }, 120_000);
 
   it('messages the consumer delivers again as new (its state lost) are checked against ClickHouse, not stored twice', async () => {
