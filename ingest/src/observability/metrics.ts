@@ -3,7 +3,10 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 /** Ingest's Prometheus metrics. */
 export function createIngestMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'wingman_ingest_' });
+  // Event-loop lag sampled every 100 ms, not prom-client's 10 ms: ingest is a batch worker that
+  // idles between pulls, and the 10 ms timer woke its loop ~100 times a second for nothing (main
+  // thread 11–12 ms of CPU per second while idle, against 8 with 100 ms; docs/performance.md).
+  collectDefaultMetrics({ register: registry, prefix: 'wingman_ingest_', eventLoopMonitoringPrecision: 100 });
   const r = [registry];
   return {
     registry,
