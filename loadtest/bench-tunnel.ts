@@ -17,12 +17,15 @@
  * in JetStream): the ratio then shows what the relay and nats-server cost alone.
  * Ingest runs as `npm start` runs it next to the relay, with INGEST_SCHED=idle (Linux SCHED_IDLE:
  * it gets only CPU time the tunnel leaves); --ingest-sched normal runs it at the default policy,
- * as on a host of its own, to show what sharing the CPU evenly costs the tunnel.
+ * as on a host of its own, to show what sharing the CPU evenly costs the tunnel. The events-on
+ * relay's NATS thread runs as `npm start` runs it too, EVENT_THREAD_SCHED=idle, unless the
+ * environment sets EVENT_THREAD_SCHED.
  * The last line printed is one JSON object with the figures.
  */
 
 import type { NatsConnection } from '@nats-io/transport-node';
 import { natsConfigShape } from '@wingman/shared';
+import { relayConfigSchema } from '../relay/src/config.ts';
 import {
   eventually,
   type IngestProc,
@@ -60,6 +63,10 @@ const args = benchArgs({
   pairs: { type: 'string' },
 });
 const ingestSched = ingestSchedArg(args['ingest-sched']);
+/** The events-on relay's NATS thread as `npm start` runs it (EVENT_THREAD_SCHED=idle), unless set. */
+const eventThreadSched = relayConfigSchema.shape.EVENT_THREAD_SCHED.parse(
+  process.env.EVENT_THREAD_SCHED ?? 'idle',
+);
 const seconds = Number(args.seconds ?? (args.smoke ? 2 : 10));
 const pairs = Number(args.pairs ?? (args.smoke ? 1 : 16));
 if (!Number.isInteger(pairs) || pairs < 1)
@@ -122,7 +129,7 @@ async function eventsOnOff(
   const measured: { sessionId: string; from: number }[] = [];
   for (let p = 0; p < pairs; p++) {
     const off = await openTunnel({});
-    const on = await openTunnel({ NATS_URL: natsUrl });
+    const on = await openTunnel({ NATS_URL: natsUrl, EVENT_THREAD_SCHED: eventThreadSched });
     try {
       // Warm up both, 3 s each: after 1 s the first events-on round was the lowest of its pair in
       // all four pairs of a run (0.797), as if that relay were still settling (docs/performance.md).
@@ -254,6 +261,7 @@ try {
             ratio_events_on_off_ci95: meanCi95(ev.pairRatios)?.map((x) => round(x, 3)),
             events_missing: ev.missing,
             ingest_sched: ingestSched,
+            event_thread_sched: eventThreadSched,
             // The relays' EVENT_ENCODING (they inherit this environment), with their default.
             encoding: natsConfigShape.EVENT_ENCODING.parse(process.env.EVENT_ENCODING),
           }

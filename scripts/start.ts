@@ -89,9 +89,12 @@ if (ownNats) {
   ]);
   await waitForPort(natsPort, 10_000);
 }
-run('relay', process.execPath, ['--import', 'tsx', 'relay/src/main.ts']);
-// Ingest is batch work with JetStream holding its backlog: on the relay's host it takes only the
-// CPU time the relay leaves (docs/configuration.md, INGEST_SCHED).
+// The relay's NATS thread (Brotli and publishing) and ingest are work that can wait: on one host
+// they take only the CPU time the tunnel leaves (docs/configuration.md, EVENT_THREAD_SCHED and
+// INGEST_SCHED).
+run('relay', process.execPath, ['--import', 'tsx', 'relay/src/main.ts'], {
+  EVENT_THREAD_SCHED: process.env.EVENT_THREAD_SCHED ?? 'idle',
+});
 run('ingest', process.execPath, ['--import', 'tsx', 'ingest/src/main.ts'], {
   INGEST_SCHED: process.env.INGEST_SCHED ?? 'idle',
 });

@@ -58,7 +58,6 @@ async function expectExactly(nc: NatsConnection, n: number): Promise<void> {
 
 /** Linux scheduling policies, as /proc/<pid>/task/<tid>/stat shows them. */
 const SCHED_OTHER = 0;
-const SCHED_BATCH = 3;
 const SCHED_IDLE = 5;
 
 describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)', () => {
@@ -164,7 +163,11 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
   }
 
   it('N requests through a real tunnel become exactly N request.completed rows with correct fields', async () => {
-    const { nc, base, client, ingest, relay } = await stack({ ingestEnv: { INGEST_SCHED: 'idle' } });
+    // Scheduled as `npm start` runs them: ingest and the relay's NATS thread under SCHED_IDLE.
+    const { nc, base, client, ingest, relay } = await stack({
+      relayEnv: { EVENT_THREAD_SCHED: 'idle' },
+      ingestEnv: { INGEST_SCHED: 'idle' },
+    });
     const n = 300;
     const started = Date.now();
     expect(await traffic(base, n)).toBe(n);
@@ -231,14 +234,14 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     ]);
     // With INGEST_SCHED=idle, every ingest thread, chDB's (started after ingest set the policy)
     // included, runs under SCHED_IDLE (5). The relay's run under the default SCHED_OTHER (0),
-    // but for its NATS thread: SCHED_BATCH (3) by default (EVENT_THREAD_SCHED).
+    // but for its NATS thread: SCHED_IDLE with EVENT_THREAD_SCHED=idle.
     const ingestThreads = ingest!.threadScheduling();
     expect(ingestThreads.some((t) => /MergeMutate|BgSchPool|ThreadPool/.test(t.thread))).toBe(true);
     expect(ingestThreads.filter((t) => t.policy !== SCHED_IDLE)).toEqual([]);
     const natsThread = JSON.parse(await relay.waitFor((l) => l.includes('NATS thread cpu scheduling'))).tid;
     const relayThreads = relay.threadScheduling();
     expect(relayThreads.filter((t) => t.policy !== SCHED_OTHER)).toEqual([
-      { tid: natsThread, thread: expect.any(String), policy: SCHED_BATCH },
+      { tid: natsThread, thread: expect.any(String), policy: SCHED_IDLE },
     ]);
   });
 

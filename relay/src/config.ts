@@ -47,10 +47,13 @@ export const relayConfigSchema = z
     PUBLISH_TIMEOUT_MS: envInt(5000, 100),
     /**
      * CPU scheduling of the NATS thread (nats-link.ts), which compresses and publishes envelopes.
-     * `batch` (Linux SCHED_BATCH) keeps its wake-ups from preempting the event loop that serves
-     * visitors; `normal` leaves it at the default policy.
+     * `batch` (Linux SCHED_BATCH, the default) gives it a normal share of the CPU, but its
+     * wake-ups do not preempt the event loop that serves visitors. `idle` (SCHED_IDLE) runs it
+     * only on CPU time nothing else wants, so its work does not compete with the tunnel; on a
+     * host whose CPUs stay busy, envelopes then wait and spool as when NATS is slow. `npm start`
+     * and docker-compose set it, next to INGEST_SCHED=idle. `normal` leaves the default policy.
      */
-    EVENT_THREAD_SCHED: z.enum(['batch', 'normal']).default('batch'),
+    EVENT_THREAD_SCHED: z.enum(['batch', 'idle', 'normal']).default('batch'),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.RELAY_TOKEN) {

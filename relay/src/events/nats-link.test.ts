@@ -85,7 +85,7 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
       'relay-link',
     );
     const { restarts, log } = restartLog();
-    const link = linkNats(config, publisher, log);
+    const link = linkNats(config, publisher, log, 'normal');
     cleanup.push(() => link.close());
     cleanup.push(() => publisher.close(2000));
     return { nats, publisher, link, spool, restarts };
@@ -185,7 +185,7 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
     const config = z.object(natsConfigShape).parse({ NATS_URL: `nats://127.0.0.1:${await freePort()}` });
     const { pub: publisher } = testPublisher(new Spool(tempDir('wingman-link-spool-'), 1 << 20));
     const { restarts, log } = restartLog();
-    const link = linkNats(config, publisher, log);
+    const link = linkNats(config, publisher, log, 'normal');
     cleanup.push(() => publisher.close(100));
     cleanup.push(() => link.close());
     for (let i = 0; i < 3; i++) {
@@ -207,7 +207,7 @@ describe('linkNats: publishing from a worker thread (real nats-server, real work
     const config = z.object(natsConfigShape).parse({ NATS_URL: nats.url });
     const { pub: publisher } = testPublisher(new Spool(tempDir('wingman-link-spool-'), 1 << 20));
     const { restarts, log } = restartLog();
-    const link = linkNats(config, publisher, log);
+    const link = linkNats(config, publisher, log, 'normal');
     cleanup.push(() => publisher.close(100));
     cleanup.push(() => link.close());
     await eventually(

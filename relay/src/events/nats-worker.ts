@@ -23,12 +23,15 @@ const send = (m: FromNatsWorker) => port.postMessage(m);
 // it over (postMessage wakes this thread). At the default policy the kernel let this thread
 // preempt the event loop right there: postMessage took 0.5 ms on average (p90 1.8–2.9 ms) in a
 // loaded relay, against 0.1–0.2 ms with this thread under SCHED_BATCH (docs/performance.md).
-if (sched === 'batch') {
-  const r = setSchedPolicy('batch', 'thread');
+// Under SCHED_IDLE (`idle`) it runs only on CPU time nothing else wants: its ~4 µs per event of
+// Brotli and nats.js then no longer competes with the tunnel at all (docs/performance.md,
+// sixteenth session).
+if (sched === 'batch' || sched === 'idle') {
+  const r = setSchedPolicy(sched, 'thread');
   send(
     'error' in r
       ? { type: 'sched', policy: 'normal', error: r.error }
-      : { type: 'sched', policy: 'batch', tid: r.threads[0] },
+      : { type: 'sched', policy: sched, tid: r.threads[0] },
   );
 } else if (process.platform === 'linux') send({ type: 'sched', policy: 'normal', tid: threadId() });
 

@@ -4,6 +4,7 @@ import { type RelayProc, startRelay } from '../../../test/helpers/processes.ts';
 /** Linux scheduling policies, as /proc/<pid>/task/<tid>/stat shows them. */
 const SCHED_OTHER = 0;
 const SCHED_BATCH = 3;
+const SCHED_IDLE = 5;
 
 // Real relay processes. NATS is pointed at a closed port: the NATS thread sets its scheduling as
 // it starts, before it connects, and keeps retrying the connection until the relay stops.
@@ -34,6 +35,15 @@ describe('EVENT_THREAD_SCHED: the relay NATS thread’s CPU scheduling', () => {
     ]);
   });
 
+  it('idle (as npm start runs it): that one thread runs under SCHED_IDLE, every other under SCHED_OTHER', async () => {
+    const r = await relay({ EVENT_THREAD_SCHED: 'idle' });
+    const line = await schedLine(r);
+    expect(line.policy).toBe('idle');
+    expect(r.threadScheduling().filter((t) => t.policy !== SCHED_OTHER)).toEqual([
+      { tid: line.tid, thread: expect.any(String), policy: SCHED_IDLE },
+    ]);
+  });
+
   it('normal: the NATS thread stays under SCHED_OTHER like the rest', async () => {
     const r = await relay({ EVENT_THREAD_SCHED: 'normal' });
     const line = await schedLine(r);
@@ -43,9 +53,9 @@ describe('EVENT_THREAD_SCHED: the relay NATS thread’s CPU scheduling', () => {
     expect(threads.filter((t) => t.policy !== SCHED_OTHER)).toEqual([]);
   });
 
-  it('batch without chrt on the PATH: a warning naming the cause, and the relay serves on', async () => {
-    const r = await relay({ PATH: '/nonexistent' });
-    const line = JSON.parse(await r.waitFor((l) => l.includes('EVENT_THREAD_SCHED=batch not applied')));
+  it('idle without chrt on the PATH: a warning naming the cause, and the relay serves on', async () => {
+    const r = await relay({ PATH: '/nonexistent', EVENT_THREAD_SCHED: 'idle' });
+    const line = JSON.parse(await r.waitFor((l) => l.includes('EVENT_THREAD_SCHED=idle not applied')));
     expect(line).toMatchObject({ level: 40, err: 'chrt not found (util-linux)' });
     expect((await fetch(`${r.url}/health`)).status).toBe(200);
     expect(r.threadScheduling().filter((t) => t.policy !== SCHED_OTHER)).toEqual([]);
