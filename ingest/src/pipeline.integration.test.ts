@@ -15,7 +15,7 @@ import {
   startNats,
   unacked,
 } from '../../test/helpers/pipeline.ts';
-import { type Proc, startClient, startLocalApp, startRelay } from '../../test/helpers/processes.ts';
+import { type Proc, SCHED, startClient, startLocalApp, startRelay } from '../../test/helpers/processes.ts';
 import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 /** Send n requests through the tunnel, 16 at a time; returns how many got a 200. */
@@ -55,10 +55,6 @@ async function expectExactly(nc: NatsConnection, n: number): Promise<void> {
   await new Promise((r) => setTimeout(r, 1500));
   expect(await countRequests(nc)).toBe(n);
 }
-
-/** Linux scheduling policies, as /proc/<pid>/task/<tid>/stat shows them. */
-const SCHED_OTHER = 0;
-const SCHED_IDLE = 5;
 
 describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)', () => {
   const procs: Proc[] = [];
@@ -237,11 +233,11 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     // but for its NATS thread: SCHED_IDLE with EVENT_THREAD_SCHED=idle.
     const ingestThreads = ingest!.threadScheduling();
     expect(ingestThreads.some((t) => /MergeMutate|BgSchPool|ThreadPool/.test(t.thread))).toBe(true);
-    expect(ingestThreads.filter((t) => t.policy !== SCHED_IDLE)).toEqual([]);
+    expect(ingestThreads.filter((t) => t.policy !== SCHED.IDLE)).toEqual([]);
     const natsThread = JSON.parse(await relay.waitFor((l) => l.includes('NATS thread cpu scheduling'))).tid;
     const relayThreads = relay.threadScheduling();
-    expect(relayThreads.filter((t) => t.policy !== SCHED_OTHER)).toEqual([
-      { tid: natsThread, thread: expect.any(String), policy: SCHED_IDLE },
+    expect(relayThreads.filter((t) => t.policy !== SCHED.OTHER)).toEqual([
+      { tid: natsThread, thread: expect.any(String), policy: SCHED.IDLE },
     ]);
   });
 

@@ -20,6 +20,9 @@ export function procStat(path: string): { name: string; field: (n: number) => st
 }
 
 /** A child process whose stdout lines are kept and can be waited on. */
+/** Linux scheduling policies as /proc/<pid>/task/<tid>/stat shows them (field 41; sched(7)). */
+export const SCHED = { OTHER: 0, BATCH: 3, IDLE: 5 } as const;
+
 export class Proc {
   readonly lines: string[] = [];
   private waiters: { match: (l: string) => boolean; resolve: (l: string) => void }[] = [];
@@ -90,7 +93,7 @@ export class Proc {
     clearTimeout(t);
   }
 
-  /** Scheduling policy of each of the process's threads (0 SCHED_OTHER, 3 SCHED_BATCH, 5 SCHED_IDLE), with its id and name (from /proc). */
+  /** Scheduling policy of each of the process's threads (SCHED below), with its id and name (from /proc). */
   threadScheduling(): { tid: number; thread: string; policy: number }[] {
     const dir = `/proc/${this.pid}/task`;
     return readdirSync(dir).flatMap((tid) => {

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { type Logger, type NatsConfig, natsConfigShape } from '@wingman/shared';
+import { type Logger, type NatsConfig, natsConfigShape, type SchedPolicy } from '@wingman/shared';
 import type { EventPublisher } from './publisher.ts';
 import type { EventSink, PublishOptions } from './sink.ts';
 
@@ -9,7 +9,7 @@ export type ToNatsWorker =
   | { type: 'close' };
 
 /** EVENT_THREAD_SCHED: the NATS thread's CPU scheduling (shared/src/process/sched.ts). */
-export type NatsThreadSched = 'batch' | 'idle' | 'normal';
+export type NatsThreadSched = SchedPolicy | 'normal';
 
 /** What the NATS worker thread starts with. */
 export interface NatsWorkerData {

@@ -26,7 +26,7 @@ const send = (m: FromNatsWorker) => port.postMessage(m);
 // Under SCHED_IDLE (`idle`) it runs only on CPU time nothing else wants: its ~4 µs per event of
 // Brotli and nats.js then no longer competes with the tunnel at all (docs/performance.md,
 // sixteenth session).
-if (sched === 'batch' || sched === 'idle') {
+if (sched !== 'normal') {
   const r = setSchedPolicy(sched, 'thread');
   send(
     'error' in r

@@ -1,10 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type RelayProc, startRelay } from '../../../test/helpers/processes.ts';
-
-/** Linux scheduling policies, as /proc/<pid>/task/<tid>/stat shows them. */
-const SCHED_OTHER = 0;
-const SCHED_BATCH = 3;
-const SCHED_IDLE = 5;
+import { type RelayProc, SCHED, startRelay } from '../../../test/helpers/processes.ts';
 
 // Real relay processes. NATS is pointed at a closed port: the NATS thread sets its scheduling as
 // it starts, before it connects, and keeps retrying the connection until the relay stops.
@@ -30,8 +25,8 @@ describe('EVENT_THREAD_SCHED: the relay NATS thread’s CPU scheduling', () => {
     expect(line.policy).toBe('batch');
     const threads = r.threadScheduling();
     expect(threads.length).toBeGreaterThan(2);
-    expect(threads.filter((t) => t.policy !== SCHED_OTHER)).toEqual([
-      { tid: line.tid, thread: expect.any(String), policy: SCHED_BATCH },
+    expect(threads.filter((t) => t.policy !== SCHED.OTHER)).toEqual([
+      { tid: line.tid, thread: expect.any(String), policy: SCHED.BATCH },
     ]);
   });
 
@@ -39,8 +34,8 @@ describe('EVENT_THREAD_SCHED: the relay NATS thread’s CPU scheduling', () => {
     const r = await relay({ EVENT_THREAD_SCHED: 'idle' });
     const line = await schedLine(r);
     expect(line.policy).toBe('idle');
-    expect(r.threadScheduling().filter((t) => t.policy !== SCHED_OTHER)).toEqual([
-      { tid: line.tid, thread: expect.any(String), policy: SCHED_IDLE },
+    expect(r.threadScheduling().filter((t) => t.policy !== SCHED.OTHER)).toEqual([
+      { tid: line.tid, thread: expect.any(String), policy: SCHED.IDLE },
     ]);
   });
 
@@ -50,7 +45,7 @@ describe('EVENT_THREAD_SCHED: the relay NATS thread’s CPU scheduling', () => {
     expect(line.policy).toBe('normal');
     const threads = r.threadScheduling();
     expect(threads.map((t) => t.tid)).toContain(line.tid);
-    expect(threads.filter((t) => t.policy !== SCHED_OTHER)).toEqual([]);
+    expect(threads.filter((t) => t.policy !== SCHED.OTHER)).toEqual([]);
   });
 
   it('idle without chrt on the PATH: a warning naming the cause, and the relay serves on', async () => {
@@ -58,6 +53,6 @@ describe('EVENT_THREAD_SCHED: the relay NATS thread’s CPU scheduling', () => {
     const line = JSON.parse(await r.waitFor((l) => l.includes('EVENT_THREAD_SCHED=idle not applied')));
     expect(line).toMatchObject({ level: 40, err: 'chrt not found (util-linux)' });
     expect((await fetch(`${r.url}/health`)).status).toBe(200);
-    expect(r.threadScheduling().filter((t) => t.policy !== SCHED_OTHER)).toEqual([]);
+    expect(r.threadScheduling().filter((t) => t.policy !== SCHED.OTHER)).toEqual([]);
   });
 });
