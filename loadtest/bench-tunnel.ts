@@ -18,7 +18,7 @@
  * Ingest runs as `npm start` runs it next to the relay, with INGEST_SCHED=idle (Linux SCHED_IDLE:
  * it gets only CPU time the tunnel leaves); --ingest-sched normal runs it at the default policy,
  * as on a host of its own, to show what sharing the CPU evenly costs the tunnel. The events-on
- * relay's NATS thread runs as `npm start` runs it too, EVENT_THREAD_SCHED=idle, unless the
+ * relay's NATS thread runs at the relay's default, EVENT_THREAD_SCHED=idle, unless the
  * environment sets EVENT_THREAD_SCHED.
  * The last line printed is one JSON object with the figures.
  */
@@ -63,10 +63,8 @@ const args = benchArgs({
   pairs: { type: 'string' },
 });
 const ingestSched = ingestSchedArg(args['ingest-sched']);
-/** The events-on relay's NATS thread as `npm start` runs it (EVENT_THREAD_SCHED=idle), unless set. */
-const eventThreadSched = relayConfigSchema.shape.EVENT_THREAD_SCHED.parse(
-  process.env.EVENT_THREAD_SCHED ?? 'idle',
-);
+/** The events-on relay's NATS thread at the relay's default (idle), unless the environment sets it. */
+const eventThreadSched = relayConfigSchema.shape.EVENT_THREAD_SCHED.parse(process.env.EVENT_THREAD_SCHED);
 const seconds = Number(args.seconds ?? (args.smoke ? 2 : 10));
 const pairs = Number(args.pairs ?? (args.smoke ? 1 : 16));
 if (!Number.isInteger(pairs) || pairs < 1)

@@ -89,12 +89,10 @@ if (ownNats) {
   ]);
   await waitForPort(natsPort, 10_000);
 }
-// The relay's NATS thread (Brotli and publishing) and ingest are work that can wait: on one host
-// they take only the CPU time the tunnel leaves (docs/configuration.md, EVENT_THREAD_SCHED and
-// INGEST_SCHED).
-run('relay', process.execPath, ['--import', 'tsx', 'relay/src/main.ts'], {
-  EVENT_THREAD_SCHED: process.env.EVENT_THREAD_SCHED ?? 'idle',
-});
+// The relay's NATS thread (Brotli and publishing; EVENT_THREAD_SCHED=idle, the relay's default)
+// and ingest are work that can wait: on one host they take only the CPU time the tunnel leaves
+// (docs/configuration.md, EVENT_THREAD_SCHED and INGEST_SCHED).
+run('relay', process.execPath, ['--import', 'tsx', 'relay/src/main.ts']);
 run('ingest', process.execPath, ['--import', 'tsx', 'ingest/src/main.ts'], {
   INGEST_SCHED: process.env.INGEST_SCHED ?? 'idle',
 });

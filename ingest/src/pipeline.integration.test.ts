@@ -159,9 +159,9 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
   }
 
   it('N requests through a real tunnel become exactly N request.completed rows with correct fields', async () => {
-    // Scheduled as `npm start` runs them: ingest and the relay's NATS thread under SCHED_IDLE.
+    // Scheduled as `npm start` runs them: ingest and the relay's NATS thread (the relay's default,
+    // EVENT_THREAD_SCHED=idle) under SCHED_IDLE.
     const { nc, base, client, ingest, relay } = await stack({
-      relayEnv: { EVENT_THREAD_SCHED: 'idle' },
       ingestEnv: { INGEST_SCHED: 'idle' },
     });
     const n = 300;
@@ -230,7 +230,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     ]);
     // With INGEST_SCHED=idle, every ingest thread, chDB's (started after ingest set the policy)
     // included, runs under SCHED_IDLE (5). The relay's run under the default SCHED_OTHER (0),
-    // but for its NATS thread: SCHED_IDLE with EVENT_THREAD_SCHED=idle.
+    // but for its NATS thread: SCHED_IDLE (EVENT_THREAD_SCHED=idle, the default).
     const ingestThreads = ingest!.threadScheduling();
     expect(ingestThreads.some((t) => /MergeMutate|BgSchPool|ThreadPool/.test(t.thread))).toBe(true);
     expect(ingestThreads.filter((t) => t.policy !== SCHED.IDLE)).toEqual([]);

@@ -47,13 +47,14 @@ export const relayConfigSchema = z
     PUBLISH_TIMEOUT_MS: envInt(5000, 100),
     /**
      * CPU scheduling of the NATS thread (nats-link.ts), which compresses and publishes envelopes.
-     * `batch` (Linux SCHED_BATCH, the default) gives it a normal share of the CPU, but its
-     * wake-ups do not preempt the event loop that serves visitors. `idle` (SCHED_IDLE) runs it
-     * only on CPU time nothing else wants, so its work does not compete with the tunnel; on a
-     * host whose CPUs stay busy, envelopes then wait and spool as when NATS is slow. `npm start`
-     * and docker-compose set it, next to INGEST_SCHED=idle. `normal` leaves the default policy.
+     * `idle` (Linux SCHED_IDLE, the default) runs it only on CPU time nothing else wants, so its
+     * work does not compete with the tunnel; while it is behind (a host whose CPUs stay busy) it
+     * runs under SCHED_BATCH until it has caught up. Raising it back needs CAP_SYS_NICE or
+     * RLIMIT_NICE >= 20 (`--ulimit nice=20`); without either the relay runs it as `batch` and says
+     * so. `batch` (SCHED_BATCH) gives it a normal share of the CPU, but its wake-ups do not preempt
+     * the event loop that serves visitors. `normal` leaves the default policy.
      */
-    EVENT_THREAD_SCHED: z.enum(['batch', 'idle', 'normal']).default('batch'),
+    EVENT_THREAD_SCHED: z.enum(['batch', 'idle', 'normal']).default('idle'),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.RELAY_TOKEN) {

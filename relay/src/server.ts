@@ -84,7 +84,9 @@ export function createRelay(
         log,
       )
     : undefined;
-  const natsLink = publisher ? linkNats(config, publisher, log, config.EVENT_THREAD_SCHED) : undefined;
+  const natsLink = publisher
+    ? linkNats(config, publisher, log, config.EVENT_THREAD_SCHED, metrics)
+    : undefined;
 
   const ctx: RelayContext = {
     config,

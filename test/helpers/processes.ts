@@ -19,10 +19,10 @@ export function procStat(path: string): { name: string; field: (n: number) => st
   return { name: stat.slice(stat.indexOf('(') + 1, close), field: (n) => rest[n - 3] };
 }
 
-/** A child process whose stdout lines are kept and can be waited on. */
 /** Linux scheduling policies as /proc/<pid>/task/<tid>/stat shows them (field 41; sched(7)). */
 export const SCHED = { OTHER: 0, BATCH: 3, IDLE: 5 } as const;
 
+/** A child process whose stdout lines are kept and can be waited on. */
 export class Proc {
   readonly lines: string[] = [];
   private waiters: { match: (l: string) => boolean; resolve: (l: string) => void }[] = [];
@@ -113,10 +113,20 @@ export class Proc {
   }
 }
 
-/** Run a TypeScript entry point in one node process (not the tsx CLI, which would add a wrapper process). */
-export function spawnTs(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Proc {
+/**
+ * Run a TypeScript entry point in one node process (not the tsx CLI, which would add a wrapper
+ * process). `wrapper` is a command that execs node in its own place (taskset, setpriv, prlimit),
+ * so the pid is still node's.
+ */
+export function spawnTs(
+  args: string[],
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+  wrapper: string[] = [],
+): Proc {
+  const argv = [...wrapper, process.execPath, ...nodeArgs, '--import', 'tsx', ...args];
   return new Proc(
-    spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], {
+    spawn(argv[0]!, argv.slice(1), {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -132,6 +142,8 @@ export interface RelayProc extends Proc {
 export async function startRelay(
   env: Record<string, string> = {},
   nodeArgs: string[] = [],
+  /** A command that execs the relay in its place (spawnTs). */
+  wrapper: string[] = [],
 ): Promise<RelayProc> {
   const p = spawnTs(
     ['relay/src/main.ts'],
@@ -147,6 +159,7 @@ export async function startRelay(
       ...env,
     },
     nodeArgs,
+    wrapper,
   ) as RelayProc;
   const line = await p.waitFor((l) => l.includes('"relay listening"'));
   p.port = (JSON.parse(line) as { port: number }).port;

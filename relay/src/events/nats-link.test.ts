@@ -15,7 +15,7 @@ import { requestCompletedInput } from '../../../test/fixtures/events.ts';
 import { eventually, freePort, natsConnect, startNats } from '../../../test/helpers/pipeline.ts';
 import { testPublisher } from '../../../test/helpers/publisher.ts';
 import { tempDir } from '../../../test/helpers/temp-dir.ts';
-import { linkNats, restartDelayMs } from './nats-link.ts';
+import { BOOST_FILL, linkNats, restartDelayMs, shouldBoost, UNBOOST_FILL } from './nats-link.ts';
 import type { EventPublisher } from './publisher.ts';
 import { type EventSink, jetStreamSink } from './sink.ts';
 import { Spool } from './spool.ts';
@@ -285,4 +285,22 @@ describe('envelope buffers reused once published (real nats-server)', () => {
       expect(buffers.slice(failedAt + 1)).not.toContain(buffers[failedAt]);
     });
   }
+});
+
+describe('shouldBoost: when an idle NATS thread runs under SCHED_BATCH', () => {
+  const at = (queueFill: number, spooled = false) => ({ queueFill, spooled });
+  it('is raised when the queue reaches BOOST_FILL or a replay waits, only while NATS is up', () => {
+    expect(shouldBoost(at(BOOST_FILL - 0.01), true, false)).toBe(false);
+    expect(shouldBoost(at(BOOST_FILL), true, false)).toBe(true);
+    expect(shouldBoost(at(0, true), true, false)).toBe(true);
+    // NATS down: the spool fills by design and there is nothing to publish to.
+    expect(shouldBoost(at(1, true), false, false)).toBe(false);
+  });
+  it('stays raised until the queue is below UNBOOST_FILL and the spool is empty (hysteresis)', () => {
+    expect(shouldBoost(at(BOOST_FILL - 0.01), true, true)).toBe(true);
+    expect(shouldBoost(at(UNBOOST_FILL), true, true)).toBe(true);
+    expect(shouldBoost(at(0, true), true, true)).toBe(true);
+    expect(shouldBoost(at(UNBOOST_FILL - 0.01), true, true)).toBe(false);
+    expect(shouldBoost(at(0), false, true)).toBe(false);
+  });
 });

@@ -1,5 +1,12 @@
 import { Worker } from 'node:worker_threads';
-import { type Logger, type NatsConfig, natsConfigShape, type SchedPolicy } from '@wingman/shared';
+import {
+  type Logger,
+  leaveIdleDenied,
+  type NatsConfig,
+  natsConfigShape,
+  type SchedPolicy,
+  setThreadSched,
+} from '@wingman/shared';
 import type { EventPublisher } from './publisher.ts';
 import type { EventSink, PublishOptions } from './sink.ts';
 
@@ -39,6 +46,35 @@ export interface NatsLink {
  * for each death in a row up to 30 s, so a thread that cannot start (say, its module fails to
  * load) is not restarted and logged every second. A thread that reaches NATS resets the count.
  */
+/**
+ * Under EVENT_THREAD_SCHED=idle the NATS thread runs only on CPU time nothing else wants. On a
+ * host whose CPUs stay busy it would fall behind without end, so while its backlog is large it is
+ * raised to SCHED_BATCH (a normal share of the CPU, still without preempting the event loop), and
+ * put back under SCHED_IDLE once it has caught up:
+ * - behind: the in-memory queue at least BOOST_FILL full (2 MiB of the default 8 MiB, a few
+ *   thousand events), or spooled envelopes waiting while NATS is up (a replay);
+ * - caught up: the queue below UNBOOST_FILL and the spool empty.
+ * Checked every BOOST_CHECK_MS. Under the tunnel benchmark's load the queue held at most a few
+ * hundred events (docs/performance.md), far below BOOST_FILL: the boost is for a saturated host.
+ */
+export const BOOST_FILL = 0.25;
+export const UNBOOST_FILL = 0.05;
+const BOOST_CHECK_MS = 250;
+
+/** What the booster reads of the publisher. */
+export interface Backlog {
+  /** Share of EVENT_BUFFER_MAX_BYTES in use (EventPublisher.queueFill). */
+  readonly queueFill: number;
+  /** Envelopes wait in the disk spool. */
+  readonly spooled: boolean;
+}
+
+/** Whether the NATS thread should run boosted (SCHED_BATCH), given whether it is now. */
+export function shouldBoost(backlog: Backlog, linkUp: boolean, boosted: boolean): boolean {
+  if (!boosted) return linkUp && (backlog.queueFill >= BOOST_FILL || backlog.spooled);
+  return backlog.queueFill >= UNBOOST_FILL || backlog.spooled;
+}
+
 export function restartDelayMs(deathsInARow: number): number {
   return Math.min(1000 * 2 ** Math.max(0, deathsInARow - 1), 30_000);
 }
@@ -56,8 +92,18 @@ export function linkNats(
   publisher: EventPublisher,
   log: Logger,
   /** EVENT_THREAD_SCHED (tests pass `normal`: their thread should not wait on a busy machine). */
-  sched: NatsThreadSched,
+  requested: NatsThreadSched,
+  metrics?: { threadBoosts: { inc(): void } },
 ): NatsLink {
+  // A thread under SCHED_IDLE that this process could not raise again would fall behind for as
+  // long as the CPUs stay busy (see BOOST_FILL): without that right, `batch` instead.
+  const denied = requested === 'idle' ? leaveIdleDenied() : undefined;
+  const sched: NatsThreadSched = denied ? 'batch' : requested;
+  if (denied)
+    log.warn(
+      { reason: denied },
+      'EVENT_THREAD_SCHED=idle: the NATS thread could not be raised when it falls behind; running it as batch',
+    );
   let worker: Worker | undefined;
   let closed = false;
   let seq = 0;
@@ -77,6 +123,41 @@ export function linkNats(
       });
     },
   };
+
+  /** The current thread's id while it runs under SCHED_IDLE or is boosted from it. */
+  let idleTid: number | undefined;
+  let boosted = false;
+  let boostedAt = 0;
+  /** A chrt is running: no second decision until it is done. */
+  let changing = false;
+  const boostTimer = setInterval(() => {
+    const tid = idleTid;
+    if (tid === undefined || changing) return;
+    const want = shouldBoost(publisher, up, boosted);
+    if (want === boosted) return;
+    changing = true;
+    void setThreadSched(tid, want ? 'batch' : 'idle').then((err) => {
+      changing = false;
+      if (idleTid !== tid) return; // that thread is gone
+      if (err !== undefined) {
+        // Raising needs the right leaveIdleDenied() found; lowering is always allowed. Stop trying.
+        idleTid = undefined;
+        log.warn({ err, tid }, 'could not change the NATS thread’s cpu scheduling; it stays as it is');
+        return;
+      }
+      boosted = want;
+      if (want) {
+        boostedAt = Date.now();
+        metrics?.threadBoosts.inc();
+        log.info(
+          { tid, queueFill: round2(publisher.queueFill), spooled: publisher.spooled },
+          'NATS thread behind: raised to SCHED_BATCH until it catches up',
+        );
+      } else
+        log.info({ tid, boostedMs: Date.now() - boostedAt }, 'NATS thread caught up: back to SCHED_IDLE');
+    });
+  }, BOOST_CHECK_MS);
+  boostTimer.unref();
 
   const failPending = (why: string) => {
     for (const p of pending.values()) p.reject(new Error(why));
@@ -116,13 +197,18 @@ export function linkNats(
               { err: m.error },
               `EVENT_THREAD_SCHED=${sched} not applied; the NATS thread runs at normal priority`,
             );
-          else log.info({ tid: m.tid, policy: m.policy }, 'NATS thread cpu scheduling');
+          else {
+            log.info({ tid: m.tid, policy: m.policy }, 'NATS thread cpu scheduling');
+            if (m.policy === 'idle' && worker === w) idleTid = m.tid;
+          }
           break;
       }
     });
     w.on('error', (err) => log.error({ err: err.message }, 'NATS worker thread failed'));
     w.on('exit', (code) => {
       if (worker === w) worker = undefined;
+      idleTid = undefined;
+      boosted = false;
       up = false;
       publisher.setSink(undefined);
       failPending('NATS worker thread exited');
@@ -145,6 +231,7 @@ export function linkNats(
     },
     async close() {
       closed = true;
+      clearInterval(boostTimer);
       up = false;
       publisher.setSink(undefined);
       const w = worker;
@@ -157,6 +244,8 @@ export function linkNats(
     },
   };
 }
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
 
 /** The NATS part of the relay's config: plain data, copied to the worker thread. */
 function natsConfigOf(config: NatsConfig): NatsConfig {

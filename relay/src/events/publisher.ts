@@ -281,6 +281,11 @@ export class EventPublisher {
     return this.queueBytes / this.limits.maxBufferBytes;
   }
 
+  /** Envelopes wait in the disk spool (NATS was away or slow, or the queue full). */
+  get spooled(): boolean {
+    return !this.spool.isEmpty;
+  }
+
   /** Events in `sealing` not yet written into an envelope (a walk over the few waiting batches). */
   private get unsealed(): number {
     let n = -this.sealedUpTo;

@@ -91,6 +91,11 @@ export function createRelayMetrics() {
       help: 'Events dropped because the spool was full',
       registers: [registry],
     }),
+    threadBoosts: new Counter({
+      name: 'wingman_relay_event_thread_boosts_total',
+      help: 'Times the NATS thread (EVENT_THREAD_SCHED=idle) fell behind and ran under SCHED_BATCH until it caught up',
+      registers: [registry],
+    }),
   };
   // Pre-create the status-class series so dashboards see zeros, not gaps.
   for (const c of ['1xx', '2xx', '3xx', '4xx', '5xx']) m.requests.inc({ status_class: c }, 0);

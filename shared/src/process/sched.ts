@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /**
  * Linux scheduling policies (sched(7)) that background work can run under:
@@ -37,14 +37,61 @@ export function setSchedPolicy(
     });
     return { threads: ids };
   } catch (err) {
-    const e = err as Error & { stderr?: Buffer; code?: string };
-    return {
-      error: e.code === 'ENOENT' ? 'chrt not found (util-linux)' : e.stderr?.toString().trim() || e.message,
-    };
+    return { error: chrtError(err as Error, (err as { stderr?: Buffer }).stderr?.toString()) };
   }
+}
+
+/** Why chrt failed: not installed, or what it said (say, "Operation not permitted"). */
+function chrtError(err: Error, stderr = ''): string {
+  return (err as NodeJS.ErrnoException).code === 'ENOENT'
+    ? 'chrt not found (util-linux)'
+    : stderr.trim() || err.message;
 }
 
 /** The calling thread's Linux thread id (its `/proc/self/task` entry), from `/proc/thread-self`. */
 export function threadId(): number {
   return Number(readlinkSync('/proc/thread-self').split('/').pop());
+}
+
+/**
+ * Put the thread `tid` of this process under `policy` (`normal`: SCHED_OTHER), without blocking
+ * the calling thread: chrt runs as a child process. Resolves with why not, or undefined.
+ */
+export function setThreadSched(tid: number, policy: SchedPolicy | 'normal'): Promise<string | undefined> {
+  const flag = policy === 'normal' ? '--other' : `--${policy}`;
+  return new Promise((resolve) => {
+    execFile('chrt', [flag, '--pid', '0', String(tid)], { timeout: 5000 }, (err, _out, stderr) =>
+      resolve(err ? chrtError(err, stderr) : undefined),
+    );
+  });
+}
+
+/** Linux capability number of CAP_SYS_NICE (capabilities(7)). */
+const CAP_SYS_NICE = 23;
+
+/**
+ * Whether a thread of this process that is under SCHED_IDLE may be put back under SCHED_BATCH or
+ * SCHED_OTHER. Going down to SCHED_IDLE is always allowed; coming back up needs CAP_SYS_NICE or
+ * an RLIMIT_NICE of at least 20 (sched(7): "Treat SCHED_IDLE as nice 20"). A container whose
+ * process runs as a user other than root has neither unless it is given `--ulimit nice=20`.
+ * Returns why not, or undefined when it may.
+ */
+export function leaveIdleDenied(
+  status = readProc('/proc/self/status'),
+  limits = readProc('/proc/self/limits'),
+): string | undefined {
+  if (process.platform !== 'linux') return 'SCHED_IDLE is Linux-only';
+  const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  if (capEff !== undefined && (BigInt(`0x${capEff}`) >> BigInt(CAP_SYS_NICE)) & 1n) return undefined;
+  const soft = /^Max nice priority\s+(\S+)/m.exec(limits)?.[1];
+  if (soft === 'unlimited' || Number(soft) >= 20) return undefined;
+  return `no CAP_SYS_NICE and RLIMIT_NICE is ${soft ?? 'unknown'} (needs 20)`;
+}
+
+function readProc(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
