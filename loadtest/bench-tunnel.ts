@@ -41,6 +41,7 @@ import {
   ensureWrk,
   ingestSchedArg,
   meanCi95,
+  metricValue,
   round,
   startClient,
   startLocalApp,
@@ -86,6 +87,9 @@ async function openTunnel(relayEnv: Record<string, string>) {
     url: client.session.urls.path.replace(/\/$/, ''),
     sessionId: client.session.sessionId,
     pids: { relay: relay.pid, client: client.pid },
+    /** A counter from the relay's /metrics (0 when absent). */
+    metric: async (name: string) =>
+      metricValue(await (await fetch(`${relay.url}/metrics`)).text(), name) || 0,
     stop: () => Promise.all([client.stop(), relay.stop()]),
   };
 }
@@ -123,6 +127,8 @@ async function eventsOnOff(
   // CPU each process used per 1000 requests, summed over the rounds (where the cost goes).
   const cpuOff = new CpuMeter();
   const cpuOn = new CpuMeter();
+  /** Times an events-on relay's NATS thread fell behind and was raised from SCHED_IDLE. */
+  let boosts = 0;
   /** Each events-on session and when its measured runs began (after its warm-up). */
   const measured: { sessionId: string; from: number }[] = [];
   for (let p = 0; p < pairs; p++) {
@@ -151,6 +157,7 @@ async function eventsOnOff(
       runOn();
       runOn();
       runOff();
+      boosts += await on.metric('wingman_relay_event_thread_boosts_total');
     } finally {
       // The events-on relay publishes (or spools) what it still holds as it stops.
       await Promise.all([off.stop(), on.stop()]);
@@ -181,6 +188,7 @@ async function eventsOnOff(
     offP99Ms: Math.max(...offRuns.map((w) => w.p99Ms)),
     errors: sum(offRuns, (w) => w.errors) + sum(onRuns, (w) => w.errors),
     missing: stored < 0 ? completed : Math.max(0, completed - stored),
+    boosts,
     rounds: [offRuns.map((w) => Math.round(w.rps)), onRuns.map((w) => Math.round(w.rps))],
     /** Each pair's own on/off ratio (its two runs each): how far one pair alone strays. */
     pairRatios: Array.from({ length: pairs }, (_, p) =>
@@ -258,6 +266,7 @@ try {
             // How sure one run is of its ratio: over the pairs' own ratios (absent for one pair).
             ratio_events_on_off_ci95: meanCi95(ev.pairRatios)?.map((x) => round(x, 3)),
             events_missing: ev.missing,
+            event_thread_boosts: ev.boosts,
             ingest_sched: ingestSched,
             event_thread_sched: eventThreadSched,
             // The relays' EVENT_ENCODING (they inherit this environment), with their default.

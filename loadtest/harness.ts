@@ -9,6 +9,7 @@ import { procStat } from '../test/helpers/processes.ts';
 
 export {
   type AppProc,
+  metricValue,
   type RelayProc,
   startClient,
   startLocalApp,

@@ -22,6 +22,11 @@ export function procStat(path: string): { name: string; field: (n: number) => st
 /** Linux scheduling policies as /proc/<pid>/task/<tid>/stat shows them (field 41; sched(7)). */
 export const SCHED = { OTHER: 0, BATCH: 3, IDLE: 5 } as const;
 
+/** A sample's value in Prometheus text (a metric without labels), or NaN when it is absent. */
+export function metricValue(text: string, name: string): number {
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+}
+
 /** A child process whose stdout lines are kept and can be waited on. */
 export class Proc {
   readonly lines: string[] = [];

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, type NatsProc, startNats } from '../../../test/helpers/pipeline.ts';
-import { type RelayProc, SCHED, startRelay } from '../../../test/helpers/processes.ts';
+import { metricValue, type RelayProc, SCHED, startRelay } from '../../../test/helpers/processes.ts';
 
 // Real relay processes. NATS is pointed at a closed port: the NATS thread sets its scheduling as
 // it starts, before it connects, and keeps retrying the connection until the relay stops.
@@ -117,13 +117,12 @@ describe('EVENT_THREAD_SCHED: the relay NATS thread’s CPU scheduling', () => {
       const back = JSON.parse(await r.waitFor((l) => l.includes('back to SCHED_IDLE'), 30_000));
       expect(back.tid).toBe(tid);
 
-      const metric = (m: string, name: string) => Number(new RegExp(`\\n${name} (\\d+)`).exec(m)?.[1]);
       const m = await eventually(
         async () => (await fetch(`${r.url}/metrics`)).text(),
-        (t) => metric(t, 'wingman_relay_events_published_total') >= n,
+        (t) => metricValue(t, 'wingman_relay_events_published_total') >= n,
       );
-      expect(metric(m, 'wingman_relay_event_thread_boosts_total')).toBeGreaterThanOrEqual(1);
-      expect(metric(m, 'wingman_relay_events_dropped_total')).toBe(0);
+      expect(metricValue(m, 'wingman_relay_event_thread_boosts_total')).toBeGreaterThanOrEqual(1);
+      expect(metricValue(m, 'wingman_relay_events_dropped_total')).toBe(0);
       // Caught up (it may have been raised more than once on the way), the thread ends under
       // SCHED_IDLE while the busy loop still runs: that is the relay's doing, not a quiet CPU.
       await eventually(
