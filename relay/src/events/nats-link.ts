@@ -42,11 +42,6 @@ export interface NatsLink {
 }
 
 /**
- * After the worker thread dies (it should not), a new one starts this much later: 1 s, doubling
- * for each death in a row up to 30 s, so a thread that cannot start (say, its module fails to
- * load) is not restarted and logged every second. A thread that reaches NATS resets the count.
- */
-/**
  * Under EVENT_THREAD_SCHED=idle the NATS thread runs only on CPU time nothing else wants. On a
  * host whose CPUs stay busy it would fall behind without end, so while its backlog is large it is
  * raised to SCHED_BATCH (a normal share of the CPU, still without preempting the event loop), and
@@ -75,6 +70,11 @@ export function shouldBoost(backlog: Backlog, linkUp: boolean, boosted: boolean)
   return backlog.queueFill >= UNBOOST_FILL || backlog.spooled;
 }
 
+/**
+ * After the worker thread dies (it should not), a new one starts this much later: 1 s, doubling
+ * for each death in a row up to 30 s, so a thread that cannot start (say, its module fails to
+ * load) is not restarted and logged every second. A thread that reaches NATS resets the count.
+ */
 export function restartDelayMs(deathsInARow: number): number {
   return Math.min(1000 * 2 ** Math.max(0, deathsInARow - 1), 30_000);
 }
