@@ -96,8 +96,9 @@ export function linkNats(
   metrics?: { threadBoosts: { inc(): void } },
 ): NatsLink {
   // A thread under SCHED_IDLE that this process could not raise again would fall behind for as
-  // long as the CPUs stay busy (see BOOST_FILL): without that right, `batch` instead.
-  const denied = requested === 'idle' ? leaveIdleDenied() : undefined;
+  // long as the CPUs stay busy (see BOOST_FILL): without that right, `batch` instead. (Elsewhere
+  // than on Linux the thread says that it has no SCHED_IDLE at all.)
+  const denied = requested === 'idle' && process.platform === 'linux' ? leaveIdleDenied() : undefined;
   const sched: NatsThreadSched = denied ? 'batch' : requested;
   if (denied)
     log.warn(

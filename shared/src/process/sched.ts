@@ -80,7 +80,6 @@ export function leaveIdleDenied(
   status = readProc('/proc/self/status'),
   limits = readProc('/proc/self/limits'),
 ): string | undefined {
-  if (process.platform !== 'linux') return 'SCHED_IDLE is Linux-only';
   const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
   if (capEff !== undefined && (BigInt(`0x${capEff}`) >> BigInt(CAP_SYS_NICE)) & 1n) return undefined;
   const soft = /^Max nice priority\s+(\S+)/m.exec(limits)?.[1];
