@@ -15,7 +15,14 @@ import {
   startNats,
   unacked,
 } from '../../test/helpers/pipeline.ts';
-import { type Proc, SCHED, startClient, startLocalApp, startRelay } from '../../test/helpers/processes.ts';
+import {
+  metricValue,
+  type Proc,
+  SCHED,
+  startClient,
+  startLocalApp,
+  startRelay,
+} from '../../test/helpers/processes.ts';
 import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 /** Send n requests through the tunnel, 16 at a time; returns how many got a 200. */
@@ -272,7 +279,7 @@ describe('event pipeline: relay -> NATS JetStream -> ingest -> ClickHouse (chDB)
     const during = await traffic(base, n / 3);
     // The shipper worker reports its spool size a few times a second.
     const relayMetrics = async () => (await request(`${relay.url}/metrics`)).body.toString();
-    await eventually(relayMetrics, (m) => Number(/wingman_relay_spool_bytes (\d+)/.exec(m)?.[1]) > 0);
+    await eventually(relayMetrics, (m) => metricValue(m, 'wingman_relay_spool_bytes') > 0);
     await new Promise((r) => setTimeout(r, 10_000));
     const nats2 = await startNats({ port: nats.port, storeDir: nats.storeDir });
     procs.push(nats2);

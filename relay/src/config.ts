@@ -1,4 +1,4 @@
-import { envBool, envInt, loadConfig, natsConfigShape } from '@wingman/shared';
+import { envBool, envInt, loadConfig, natsConfigShape, SCHED_POLICIES } from '@wingman/shared';
 import { z } from 'zod';
 
 /** Relay configuration, read from the environment once at start. Documented in docs/configuration.md. */
@@ -54,7 +54,7 @@ export const relayConfigSchema = z
      * so. `batch` (SCHED_BATCH) gives it a normal share of the CPU, but its wake-ups do not preempt
      * the event loop that serves visitors. `normal` leaves the default policy.
      */
-    EVENT_THREAD_SCHED: z.enum(['batch', 'idle', 'normal']).default('idle'),
+    EVENT_THREAD_SCHED: z.enum([...SCHED_POLICIES, 'normal']).default('idle'),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.RELAY_TOKEN) {

@@ -131,7 +131,7 @@ export function linkNats(
   let boostedAt = 0;
   /** A chrt is running: no second decision until it is done. */
   let changing = false;
-  const boostTimer = setInterval(() => {
+  const checkBoost = () => {
     const tid = idleTid;
     if (tid === undefined || changing) return;
     const want = shouldBoost(publisher, up, boosted);
@@ -157,8 +157,10 @@ export function linkNats(
       } else
         log.info({ tid, boostedMs: Date.now() - boostedAt }, 'NATS thread caught up: back to SCHED_IDLE');
     });
-  }, BOOST_CHECK_MS);
-  boostTimer.unref();
+  };
+  // Only a thread started under SCHED_IDLE is ever boosted: no timer for the other policies.
+  const boostTimer = sched === 'idle' ? setInterval(checkBoost, BOOST_CHECK_MS) : undefined;
+  boostTimer?.unref();
 
   const failPending = (why: string) => {
     for (const p of pending.values()) p.reject(new Error(why));

@@ -8,7 +8,8 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
  *   work such as the relay's event loop.
  * - `idle` (SCHED_IDLE): only CPU time nothing else wants; below even nice 19.
  */
-export type SchedPolicy = 'batch' | 'idle';
+export const SCHED_POLICIES = ['batch', 'idle'] as const;
+export type SchedPolicy = (typeof SCHED_POLICIES)[number];
 
 /**
  * Put the calling thread (`thread`), or every thread of this process that exists now (`process`),
@@ -26,11 +27,7 @@ export function setSchedPolicy(
   if (process.platform !== 'linux') return { error: `SCHED_${policy.toUpperCase()} is Linux-only` };
   try {
     const ids = scope === 'process' ? readdirSync('/proc/self/task').map(Number) : [threadId()];
-    // chrt reads --all-tasks only before --pid: after it, only the pid's main thread was set.
-    const args =
-      scope === 'process'
-        ? ['--all-tasks', `--${policy}`, '--pid', '0', String(process.pid)]
-        : [`--${policy}`, '--pid', '0', String(ids[0])];
+    const args = scope === 'process' ? chrtArgs(policy, process.pid, true) : chrtArgs(policy, ids[0]!);
     execFileSync('chrt', args, {
       stdio: ['ignore', 'ignore', 'pipe'],
       timeout: 5000,
@@ -39,6 +36,13 @@ export function setSchedPolicy(
   } catch (err) {
     return { error: chrtError(err as Error, (err as { stderr?: Buffer }).stderr?.toString()) };
   }
+}
+
+/** chrt's arguments that put thread `id` (with `allTasks`, every thread of process `id`) under `policy`. */
+function chrtArgs(policy: SchedPolicy | 'normal', id: number, allTasks = false): string[] {
+  const flag = policy === 'normal' ? '--other' : `--${policy}`;
+  // chrt reads --all-tasks only before --pid: after it, only the pid's main thread was set.
+  return [...(allTasks ? ['--all-tasks'] : []), flag, '--pid', '0', String(id)];
 }
 
 /** Why chrt failed: not installed, or what it said (say, "Operation not permitted"). */
@@ -58,9 +62,8 @@ export function threadId(): number {
  * the calling thread: chrt runs as a child process. Resolves with why not, or undefined.
  */
 export function setThreadSched(tid: number, policy: SchedPolicy | 'normal'): Promise<string | undefined> {
-  const flag = policy === 'normal' ? '--other' : `--${policy}`;
   return new Promise((resolve) => {
-    execFile('chrt', [flag, '--pid', '0', String(tid)], { timeout: 5000 }, (err, _out, stderr) =>
+    execFile('chrt', chrtArgs(policy, tid), { timeout: 5000 }, (err, _out, stderr) =>
       resolve(err ? chrtError(err, stderr) : undefined),
     );
   });
