@@ -98,8 +98,11 @@ async function openTunnel(relayEnv: Record<string, string>) {
 async function throughTunnel(): Promise<{ small: WrkResult; large: WrkResult }> {
   const t = await openTunnel({});
   try {
-    wrk(`${t.url}/64`, 32, 1); // warm-up
-    return { small: wrk(`${t.url}/64`, 32, seconds), large: wrk(`${t.url}/bytes/${MIB}`, 4, seconds) };
+    await wrk(`${t.url}/64`, 32, 1); // warm-up
+    return {
+      small: await wrk(`${t.url}/64`, 32, seconds),
+      large: await wrk(`${t.url}/bytes/${MIB}`, 4, seconds),
+    };
   } finally {
     await t.stop();
   }
@@ -137,8 +140,8 @@ async function eventsOnOff(
     try {
       // Warm up both, 3 s each: after 1 s the first events-on round was the lowest of its pair in
       // all four pairs of a run (0.797), as if that relay were still settling (docs/performance.md).
-      wrk(`${off.url}/64`, 32, 3);
-      wrk(`${on.url}/64`, 32, 3);
+      await wrk(`${off.url}/64`, 32, 3);
+      await wrk(`${on.url}/64`, 32, 3);
       measured.push({ sessionId: on.sessionId, from: Date.now() });
       const procs = {
         relay_off: off.pids.relay,
@@ -150,13 +153,13 @@ async function eventsOnOff(
       };
       cpuOff.watch(procs);
       cpuOn.watch(procs);
-      const runOff = () => offRuns.push(cpuOff.around(() => wrk(`${off.url}/64`, 32, segment)));
-      const runOn = () => onRuns.push(cpuOn.around(() => wrk(`${on.url}/64`, 32, segment)));
+      const runOff = async () => offRuns.push(await cpuOff.around(() => wrk(`${off.url}/64`, 32, segment)));
+      const runOn = async () => onRuns.push(await cpuOn.around(() => wrk(`${on.url}/64`, 32, segment)));
       // ABBA, so drift within the pair favours neither side.
-      runOff();
-      runOn();
-      runOn();
-      runOff();
+      await runOff();
+      await runOn();
+      await runOn();
+      await runOff();
       boosts += await on.metric('wingman_relay_event_thread_boosts_total');
     } finally {
       // The events-on relay publishes (or spools) what it still holds as it stops.
@@ -208,9 +211,9 @@ let nats: NatsProc | undefined;
 let ingest: IngestProc | undefined;
 let nc: NatsConnection | undefined;
 try {
-  wrk(`${direct}/64`, 32, 1); // warm-up
-  const directSmall = wrk(`${direct}/64`, 32, seconds);
-  const directLarge = wrk(`${direct}/bytes/${MIB}`, 4, seconds);
+  await wrk(`${direct}/64`, 32, 1); // warm-up
+  const directSmall = await wrk(`${direct}/64`, 32, seconds);
+  const directLarge = await wrk(`${direct}/bytes/${MIB}`, 4, seconds);
   const { small, large } = await throughTunnel();
   let ev: Awaited<ReturnType<typeof eventsOnOff>> | undefined;
   if (args.events) {

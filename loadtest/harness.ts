@@ -2,8 +2,8 @@
  * Shared pieces of the benchmark scripts: child processes, wrk runs and its
  * output parsing. Every target is on loopback; every run is bounded in time.
  */
-import { execFileSync, execSync } from 'node:child_process';
-import { parseArgs } from 'node:util';
+import { execFile, execSync } from 'node:child_process';
+import { parseArgs, promisify } from 'node:util';
 import { type IngestConfig, ingestConfigSchema } from '../ingest/src/config.ts';
 import { procStat } from '../test/helpers/processes.ts';
 
@@ -60,13 +60,26 @@ export function parseWrk(out: string): WrkResult {
   };
 }
 
-/** One wrk run against a loopback URL. */
-export function wrk(url: string, connections: number, seconds: number, headers: string[] = []): WrkResult {
+const execFileAsync = promisify(execFile);
+
+/**
+ * One wrk run against a loopback URL. Asynchronous on purpose: while wrk runs, this process must
+ * keep reading its children's output. With a blocking run, the `wingman` client's request lines
+ * piled up unread for the whole run; its stdout queue grew its RSS from ~140 to ~320 MB within
+ * 40 s and its CPU per request by up to half (docs/performance.md, eighteenth session).
+ */
+export async function wrk(
+  url: string,
+  connections: number,
+  seconds: number,
+  headers: string[] = [],
+): Promise<WrkResult> {
   if (!/^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)[:/]/.test(url))
     throw new Error(`benchmarks only target loopback, not ${url}`);
   const args = ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--latency', '--timeout', '5s'];
   for (const h of headers) args.push('-H', h);
-  return parseWrk(execFileSync('wrk', [...args, url], { encoding: 'utf8' }));
+  const { stdout } = await execFileAsync('wrk', [...args, url], { encoding: 'utf8' });
+  return parseWrk(stdout);
 }
 
 export function benchArgs<
@@ -124,8 +137,8 @@ export function cpuMs(pid: number | 'self-children'): number {
 }
 
 /**
- * CPU used by named processes (and by finished child processes such as wrk) while a
- * synchronous run goes on, summed over every run measured with `around`.
+ * CPU used by named processes (and by finished child processes such as wrk) while a run goes
+ * on, summed over every run measured with `around`.
  */
 export class CpuMeter {
   private readonly used: Record<string, number> = {};
@@ -136,9 +149,9 @@ export class CpuMeter {
     this.pids = pids;
   }
 
-  around<T>(run: () => T): T {
+  async around<T>(run: () => Promise<T>): Promise<T> {
     const before = this.sample();
-    const result = run();
+    const result = await run();
     const after = this.sample();
     for (const k of Object.keys(after)) this.used[k] = (this.used[k] ?? 0) + after[k]! - before[k]!;
     return result;
