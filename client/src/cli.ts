@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { LineWriter } from './line-writer.ts';
 import type { RequestLog } from './local-proxy.ts';
 import { SessionStore } from './session-store.ts';
 import { CLIENT_VERSION, TunnelClient } from './tunnel-client.ts';
@@ -101,7 +102,11 @@ export async function main(argv: string[]): Promise<number> {
     subdomain: a.subdomain,
     preserveHost: values['preserve-host'] === true,
   });
-  const out = new LineWriter();
+  const out = new LineWriter(process.stdout, (count) =>
+    json
+      ? JSON.stringify({ event: 'requests_not_shown', count })
+      : `wingman  ${count} request lines not shown: the output was not being read`,
+  );
   client.on('session', (s) => {
     store.save({ sessionId: s.sessionId, resumeToken: s.resumeToken });
     if (json)
@@ -123,9 +128,9 @@ export async function main(argv: string[]): Promise<number> {
   });
   client.on('request', (r: RequestLog) => {
     if (json)
-      out.line(JSON.stringify({ event: 'request', ...r, durationMs: Math.round(r.durationMs * 10) / 10 }));
+      out.request(JSON.stringify({ event: 'request', ...r, durationMs: Math.round(r.durationMs * 10) / 10 }));
     else
-      out.line(
+      out.request(
         `${r.method.padEnd(7)} ${r.path.length > 60 ? `${r.path.slice(0, 57)}...` : r.path.padEnd(60)} ${r.status}  ${r.durationMs.toFixed(1)}ms`,
       );
   });
@@ -144,7 +149,7 @@ export async function main(argv: string[]): Promise<number> {
   return new Promise<number>((resolveExit) => {
     client.on('fatal', ({ code, reason }) => {
       store.clear();
-      out.flush();
+      out.flush(true);
       process.stderr.write(`wingman: relay refused the tunnel (${code}): ${reason}\n`);
       resolveExit(1);
     });
@@ -155,7 +160,7 @@ export async function main(argv: string[]): Promise<number> {
       client.stop().then(() => {
         store.clear();
         out.line(json ? JSON.stringify({ event: 'closed' }) : 'wingman  session closed');
-        out.flush();
+        out.flush(true);
         resolveExit(0);
       });
     };
@@ -163,17 +168,4 @@ export async function main(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
     client.start();
   });
-}
-
-/** Batches console lines per tick: one write per burst of requests, not one per request. */
-class LineWriter {
-  private lines: string[] = [];
-  line(s: string): void {
-    if (this.lines.push(s) === 1) setImmediate(() => this.flush());
-  }
-  flush(): void {
-    if (this.lines.length === 0) return;
-    process.stdout.write(`${this.lines.join('\n')}\n`);
-    this.lines = [];
-  }
 }
