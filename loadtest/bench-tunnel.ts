@@ -81,7 +81,8 @@ async function openTunnel(relayEnv: Record<string, string>) {
   const relay = await startRelay(relayEnv);
   relay.discardOutput();
   const client = await startClient(relay, app.port);
-  // The client still prints its per-request line, as users see it; we just do not parse it here.
+  // The client still prints its per-request lines, as users see them; this process reads and
+  // drops them (wrk runs asynchronously so that it can), as a terminal would read them.
   client.discardOutput();
   return {
     url: client.session.urls.path.replace(/\/$/, ''),

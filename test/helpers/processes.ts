@@ -56,7 +56,11 @@ export class Proc {
     });
   }
 
-  /** Stop keeping stdout lines (benchmarks: reading them would steal CPU from the system under test). */
+  /**
+   * Stop keeping stdout lines (benchmarks: parsing them would steal CPU from the system under test).
+   * The pipe is still read, so the child never queues its output in memory: keep this process's
+   * event loop free while the child runs (loadtest/harness.ts runs wrk asynchronously).
+   */
   discardOutput(): void {
     this.rl.close();
     this.child.stdout!.resume();
