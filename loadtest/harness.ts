@@ -65,8 +65,8 @@ const execFileAsync = promisify(execFile);
 /**
  * One wrk run against a loopback URL. Asynchronous on purpose: while wrk runs, this process must
  * keep reading its children's output. With a blocking run, the `wingman` client's request lines
- * piled up unread for the whole run; its stdout queue grew its RSS from ~140 to ~320 MB within
- * 40 s and its CPU per request by up to half (docs/performance.md, eighteenth session).
+ * piled up unread for the whole run; its stdout queue grew its RSS from ~140 to 250-320 MB
+ * within 20-40 s and its CPU per request up to 1.7 times (docs/performance.md, eighteenth session).
  */
 export async function wrk(
   url: string,

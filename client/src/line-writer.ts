@@ -4,8 +4,8 @@ import type { Writable } from 'node:stream';
  * Output still queued in this process beyond which per-request lines are dropped. Writes to a pipe
  * are asynchronous in Node: when whatever reads `wingman`'s output stops reading (a pager left
  * open, a parent that is busy), every line waits in memory. At ~8000 requests/s, a client
- * whose output went unread for 40 s grew from ~140 to ~320 MB RSS and used up to half again as
- * much CPU per request (docs/performance.md, eighteenth session).
+ * whose output went unread for 20-40 s grew from ~140 to 250-320 MB RSS and used up to 1.7 times
+ * as much CPU per request (docs/performance.md, eighteenth session).
  */
 export const MAX_PENDING_OUTPUT_BYTES = 1024 * 1024;
 
@@ -26,7 +26,7 @@ export class LineWriter {
   private awaitingDrain = false;
 
   constructor(
-    private readonly out: Writable = process.stdout,
+    private readonly out: Writable,
     /** The "not shown" line, given the count (plain or JSON, as the rest of the output). */
     private readonly droppedLine: (count: number) => string,
     private readonly maxPendingBytes = MAX_PENDING_OUTPUT_BYTES,
