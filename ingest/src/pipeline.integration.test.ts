@@ -1,10 +1,9 @@
-import http from 'node:http';
 import { type JetStreamManager, jetstream, jetstreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import { encodeEnvelope, Topology } from '@wingman/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { envelopeJson, requestCompletedEvent } from '../../test/fixtures/events.ts';
-import { request } from '../../test/helpers/http.ts';
+import { request, requestsOk } from '../../test/helpers/http.ts';
 import {
   chdbExec,
   eventually,
@@ -26,25 +25,11 @@ import {
 import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 /** Send n requests through the tunnel, 16 at a time; returns how many got a 200. */
-async function traffic(base: string, n: number, path = (i: number) => `users/${i}?q=${i}`): Promise<number> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-  let ok = 0;
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 16 }, async () => {
-      while (next < n) {
-        const i = next++;
-        const r = await request(`${base}${path(i)}`, {
-          agent,
-          headers: { 'user-agent': 'pipeline-test', referer: 'https://ref.example.com/p' },
-        });
-        if (r.status === 200) ok++;
-      }
-    }),
-  );
-  agent.destroy();
-  return ok;
-}
+const traffic = (base: string, n: number, path = (i: number) => `users/${i}?q=${i}`): Promise<number> =>
+  requestsOk(n, 16, (i) => `${base}${path(i)}`, {
+    'user-agent': 'pipeline-test',
+    referer: 'https://ref.example.com/p',
+  });
 
 const countRequests = async (nc: NatsConnection) =>
   Number(

@@ -43,3 +43,28 @@ export function request(
 }
 
 export const json = <T = Record<string, unknown>>(r: Reply): T => JSON.parse(r.body.toString()) as T;
+
+/**
+ * `n` GET requests (`url(i)` for the i-th), `concurrency` at a time over keep-alive connections;
+ * resolves with how many were answered 200.
+ */
+export async function requestsOk(
+  n: number,
+  concurrency: number,
+  url: (i: number) => string,
+  headers?: http.OutgoingHttpHeaders,
+): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  let ok = 0;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const r = await request(url(next++), { agent, headers });
+        if (r.status === 200) ok++;
+      }
+    }),
+  );
+  agent.destroy();
+  return ok;
+}
