@@ -1,5 +1,5 @@
 /**
- * npm run bench:tunnel [-- --smoke] [-- --seconds N] [-- --events [--ingest-after] [--ingest-sched normal]]
+ * npm run bench:tunnel [-- --smoke] [-- --seconds N] [-- --events [--ingest-after] [--ingest-sched normal] [--pipeline-cpu N]]
  *
  * Serves the local app directly and then through relay + `wingman` client on
  * this machine, in one run, with wrk as the load generator:
@@ -20,6 +20,11 @@
  * as on a host of its own, to show what sharing the CPU evenly costs the tunnel. The events-on
  * relay's NATS thread runs at the relay's default, EVENT_THREAD_SCHED=idle, unless the
  * environment sets EVENT_THREAD_SCHED.
+ * With --events --pipeline-cpu N, nats-server and ingest run on CPU N alone and everything else
+ * (this process, the local app, the relays, the clients, wrk) on the other CPUs: the pipeline on a
+ * core of its own, as when it runs apart from the relay. Every run in the line, direct ones too,
+ * then has one core fewer; the line gains "pipeline_cpu" and "tunnel_cpus". The relay's NATS
+ * thread then runs as batch by default (see eventThreadSched).
  * The last line printed is one JSON object with the figures.
  */
 
@@ -36,13 +41,17 @@ import {
   startNats,
 } from '../test/helpers/pipeline.ts';
 import {
+  allowedCpus,
   benchArgs,
   CpuMeter,
   ensureWrk,
+  expectPinned,
   ingestSchedArg,
   meanCi95,
   metricValue,
+  pinProcess,
   round,
+  splitCpus,
   startClient,
   startLocalApp,
   startRelay,
@@ -62,18 +71,34 @@ const args = benchArgs({
    * 0.95 (docs/performance.md, thirteenth session).
    */
   pairs: { type: 'string' },
+  'pipeline-cpu': { type: 'string' },
 });
 const ingestSched = ingestSchedArg(args['ingest-sched']);
-/** The events-on relay's NATS thread at the relay's default (idle), unless the environment sets it. */
-const eventThreadSched = relayConfigSchema.shape.EVENT_THREAD_SCHED.parse(process.env.EVENT_THREAD_SCHED);
 const seconds = Number(args.seconds ?? (args.smoke ? 2 : 10));
 const pairs = Number(args.pairs ?? (args.smoke ? 1 : 16));
 if (!Number.isInteger(pairs) || pairs < 1)
   throw new Error(`--pairs must be a whole number ≥ 1, not ${args.pairs}`);
 const MIB = 1024 * 1024;
 
+/** With --pipeline-cpu: the CPU for nats-server and ingest, and the others for the tunnel. */
+const cpus = args['pipeline-cpu'] === undefined ? undefined : splitCpus(args['pipeline-cpu'], allowedCpus());
+if (cpus && !args.events) throw new Error('--pipeline-cpu applies only with --events');
+/**
+ * The events-on relay's NATS thread at the relay's default (idle), unless the environment sets it.
+ * With --pipeline-cpu the tunnel keeps its CPUs busy, so a thread under SCHED_IDLE there would get
+ * no CPU during a round and publish after it (out of the measurement; the relay stopped after the
+ * last round still held ~25k events in one smoke run): batch, unless the environment says otherwise.
+ */
+const eventThreadSched = relayConfigSchema.shape.EVENT_THREAD_SCHED.parse(
+  process.env.EVENT_THREAD_SCHED ?? (cpus ? 'batch' : undefined),
+);
+/** Starts nats-server and ingest on the pipeline's CPU (taskset execs them in its place). */
+const pipelineWrapper = cpus ? ['taskset', '-c', String(cpus.pipeline)] : [];
+if (cpus) pinProcess(process.pid, cpus.tunnel); // what this process starts from now on inherits it
+
 ensureWrk();
 const app = await startLocalApp();
+if (cpus) expectPinned('local app', app.pid, cpus.tunnel);
 const direct = `http://127.0.0.1:${app.port}`;
 
 /** A relay with its `wingman` client in front of the local app. */
@@ -81,6 +106,12 @@ async function openTunnel(relayEnv: Record<string, string>) {
   const relay = await startRelay(relayEnv);
   relay.discardOutput();
   const client = await startClient(relay, app.port);
+  if (cpus)
+    for (const [name, pid] of [
+      ['relay', relay.pid],
+      ['client', client.pid],
+    ] as const)
+      expectPinned(name, pid, cpus.tunnel);
   // The client still prints its per-request lines, as users see them; this process reads and
   // drops them (wrk runs asynchronously so that it can), as a terminal would read them.
   client.discardOutput();
@@ -218,11 +249,14 @@ try {
   const { small, large } = await throughTunnel();
   let ev: Awaited<ReturnType<typeof eventsOnOff>> | undefined;
   if (args.events) {
-    const natsProc = await startNats();
+    const natsProc = await startNats({ wrapper: pipelineWrapper });
     nats = natsProc;
+    if (cpus) expectPinned('nats-server', natsProc.pid, [cpus.pipeline]);
     const runIngest = async () => {
-      ingest = await startIngest(natsProc.url, { INGEST_SCHED: ingestSched });
+      ingest = await startIngest(natsProc.url, { INGEST_SCHED: ingestSched }, [], pipelineWrapper);
       ingest.discardOutput();
+      // chDB's threads too: they start from ingest's own, which inherit the CPU it was started on.
+      if (cpus) expectPinned('ingest', ingest.pid, [cpus.pipeline]);
     };
     if (!args['ingest-after']) await runIngest();
     nc = await natsConnect(natsProc.url);
@@ -275,6 +309,7 @@ try {
             event_thread_sched: eventThreadSched,
             // The relays' EVENT_ENCODING (they inherit this environment), with their default.
             encoding: natsConfigShape.EVENT_ENCODING.parse(process.env.EVENT_ENCODING),
+            ...(cpus ? { pipeline_cpu: cpus.pipeline, tunnel_cpus: cpus.tunnel.join(',') } : {}),
           }
         : {}),
       seconds,

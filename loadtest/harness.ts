@@ -2,7 +2,8 @@
  * Shared pieces of the benchmark scripts: child processes, wrk runs and its
  * output parsing. Every target is on loopback; every run is bounded in time.
  */
-import { execFile, execSync } from 'node:child_process';
+import { execFile, execFileSync, execSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs, promisify } from 'node:util';
 import { type IngestConfig, ingestConfigSchema } from '../ingest/src/config.ts';
 import { procStat } from '../test/helpers/processes.ts';
@@ -173,5 +174,60 @@ export class CpuMeter {
     const s: Record<string, number> = { wrk: cpuMs('self-children') };
     for (const [k, pid] of Object.entries(this.pids)) s[k] = cpuMs(pid);
     return s;
+  }
+}
+
+/** A Linux CPU list (`0-3,6`, as in Cpus_allowed_list and taskset -c) as sorted CPU numbers. */
+export function parseCpuList(text: string): number[] {
+  const cpus = new Set<number>();
+  for (const part of text.trim().split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new Error(`not a CPU list: ${JSON.stringify(text)}`);
+    for (let c = Number(m[1]); c <= Number(m[2] ?? m[1]); c++) cpus.add(c);
+  }
+  return [...cpus].sort((a, b) => a - b);
+}
+
+/**
+ * For `bench:tunnel --pipeline-cpu N`: the event pipeline (nats-server, ingest) on CPU N alone and
+ * the tunnel (this process and what it starts: the local app, relays, clients, wrk) on the other
+ * CPUs this process may use, so the two no longer share cores, as when the pipeline runs apart.
+ */
+export function splitCpus(arg: string, allowed: readonly number[]): { pipeline: number; tunnel: number[] } {
+  const pipeline = Number(arg);
+  if (!/^\d+$/.test(arg) || !allowed.includes(pipeline))
+    throw new Error(
+      `--pipeline-cpu must be one of the CPUs this process may use (${allowed.join(', ')}), not ${JSON.stringify(arg)}`,
+    );
+  const tunnel = allowed.filter((c) => c !== pipeline);
+  if (tunnel.length === 0)
+    throw new Error('--pipeline-cpu needs two CPUs or more: one for the pipeline, the others for the tunnel');
+  return { pipeline, tunnel };
+}
+
+/** The CPUs a process or thread may run on: `dir` is its /proc directory (`/proc/self`, `/proc/<pid>/task/<tid>`). */
+export function allowedCpus(dir = '/proc/self'): number[] {
+  const m = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync(`${dir}/status`, 'utf8'));
+  if (!m) throw new Error(`no Cpus_allowed_list in ${dir}/status`);
+  return parseCpuList(m[1]!);
+}
+
+/** Bind every thread of a running process to `cpus` (util-linux taskset); threads it starts later inherit it. */
+export function pinProcess(pid: number, cpus: readonly number[]): void {
+  execFileSync('taskset', ['-a', '-c', '-p', cpus.join(','), String(pid)], { stdio: 'ignore' });
+}
+
+/** Throw unless every thread of the process may run on exactly `cpus`: a pin that did not take must not go unnoticed. */
+export function expectPinned(name: string, pid: number, cpus: readonly number[]): void {
+  const want = cpus.join(',');
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let got: string;
+    try {
+      got = allowedCpus(`/proc/${pid}/task/${tid}`).join(',');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    if (got !== want)
+      throw new Error(`${name} (pid ${pid}) thread ${tid} may run on CPUs ${got}, not only ${want}`);
   }
 }

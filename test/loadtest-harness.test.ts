@@ -1,5 +1,15 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { meanCi95 } from '../loadtest/harness.ts';
+import {
+  allowedCpus,
+  expectPinned,
+  meanCi95,
+  parseCpuList,
+  pinProcess,
+  splitCpus,
+} from '../loadtest/harness.ts';
 
 describe('meanCi95', () => {
   it('is mean ± t·s/√n', () => {
@@ -26,5 +36,49 @@ describe('meanCi95', () => {
       return hi - lo;
     };
     expect(width(8)).toBeGreaterThan(width(16));
+  });
+});
+
+describe('CPU lists and --pipeline-cpu', () => {
+  it('reads Linux CPU lists', () => {
+    expect(parseCpuList('0-1')).toEqual([0, 1]);
+    expect(parseCpuList('3,0-1,6-7\n')).toEqual([0, 1, 3, 6, 7]);
+    expect(parseCpuList('5')).toEqual([5]);
+    expect(() => parseCpuList('0-')).toThrow('not a CPU list');
+    expect(() => parseCpuList('a')).toThrow('not a CPU list');
+  });
+
+  it('gives the pipeline one CPU and the tunnel the rest, or a clear error', () => {
+    expect(splitCpus('1', [0, 1])).toEqual({ pipeline: 1, tunnel: [0] });
+    expect(splitCpus('0', [0, 2, 3])).toEqual({ pipeline: 0, tunnel: [2, 3] });
+    expect(() => splitCpus('2', [0, 1])).toThrow(
+      '--pipeline-cpu must be one of the CPUs this process may use (0, 1), not "2"',
+    );
+    expect(() => splitCpus('-1', [0, 1])).toThrow('--pipeline-cpu must be one of');
+    expect(() => splitCpus('0.5', [0, 1])).toThrow('--pipeline-cpu must be one of');
+    expect(() => splitCpus('0', [0])).toThrow('needs two CPUs or more');
+  });
+
+  it('pins every thread of a real process, and notices a thread that is not pinned', async () => {
+    const cpus = allowedCpus();
+    expect(cpus.length).toBeGreaterThan(0);
+    // A node process already running its helper threads (V8's, libuv's): all of them must move,
+    // not only the main thread (threads started later would inherit it; these do not).
+    const child = spawn(process.execPath, ['-e', "console.log('ready'); setInterval(() => {}, 1000)"], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      await once(child.stdout!, 'data');
+      const pid = child.pid!;
+      expect(readdirSync(`/proc/${pid}/task`).length).toBeGreaterThan(1);
+      const one = [cpus[cpus.length - 1]!];
+      if (cpus.length > 1)
+        expect(() => expectPinned('child', pid, one)).toThrow(`may run on CPUs ${cpus.join(',')}`);
+      pinProcess(pid, one);
+      expectPinned('child', pid, one);
+      expect(allowedCpus(`/proc/${pid}`)).toEqual(one);
+    } finally {
+      child.kill();
+    }
   });
 });

@@ -55,6 +55,8 @@ export async function startNats(
     storeDir?: string;
     /** nats-server config file text, e.g. JetStream limits. */
     config?: string;
+    /** A command that execs nats-server in its place (taskset), so the pid is still nats-server's. */
+    wrapper?: string[];
   } = {},
 ): Promise<NatsProc> {
   const port = opts.port ?? (await freePort());
@@ -65,7 +67,8 @@ export async function startNats(
     writeFileSync(file, opts.config);
     args.push('-c', file);
   }
-  const p = new Proc(spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })) as NatsProc;
+  const argv = [...(opts.wrapper ?? []), 'nats-server', ...args];
+  const p = new Proc(spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })) as NatsProc;
   await p.waitFor((l) => l.includes('Server is ready'));
   p.port = port;
   p.url = `nats://127.0.0.1:${port}`;
@@ -83,6 +86,8 @@ export async function startIngest(
   natsUrl: string,
   env: Record<string, string> = {},
   nodeArgs: string[] = [],
+  /** A command that execs ingest's node in its place (spawnTs). */
+  wrapper: string[] = [],
 ): Promise<IngestProc> {
   const chdbPath = env.CHDB_PATH ?? tempDir('wingman-chdb-');
   const p = spawnTs(
@@ -95,6 +100,7 @@ export async function startIngest(
       ...env,
     },
     nodeArgs,
+    wrapper,
   ) as IngestProc;
   const line = await p.waitFor((l) => l.includes('"ingest ready"'), 60_000);
   p.httpPort = (JSON.parse(line) as { httpPort: number }).httpPort;
