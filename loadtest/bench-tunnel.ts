@@ -89,9 +89,12 @@ if (cpus && !args.events) throw new Error('--pipeline-cpu applies only with --ev
  * no CPU during a round and publish after it (out of the measurement; the relay stopped after the
  * last round still held ~25k events in one smoke run): batch, unless the environment says otherwise.
  */
-const eventThreadSched = relayConfigSchema.shape.EVENT_THREAD_SCHED.parse(
-  process.env.EVENT_THREAD_SCHED ?? (cpus ? 'batch' : undefined),
-);
+const eventThreadSched = (() => {
+  const env = process.env.EVENT_THREAD_SCHED || undefined; // set but empty counts as unset
+  const r = relayConfigSchema.shape.EVENT_THREAD_SCHED.safeParse(env ?? (cpus ? 'batch' : undefined));
+  if (!r.success) throw new Error(`EVENT_THREAD_SCHED ${JSON.stringify(env)}: ${r.error.issues[0]?.message}`);
+  return r.data;
+})();
 /** Starts nats-server and ingest on the pipeline's CPU (taskset execs them in its place). */
 const pipelineWrapper = cpus ? ['taskset', '-c', String(cpus.pipeline)] : [];
 if (cpus) pinProcess(process.pid, cpus.tunnel); // what this process starts from now on inherits it
