@@ -87,7 +87,7 @@ if (cpus && !args.events) throw new Error('--pipeline-cpu applies only with --ev
  * The events-on relay's NATS thread at the relay's default (idle), unless the environment sets it.
  * With --pipeline-cpu the tunnel keeps its CPUs busy, so a thread under SCHED_IDLE there would get
  * no CPU during a round and publish after it (out of the measurement; the relay stopped after the
- * last round still held ~25k events in one smoke run): batch, unless the environment says otherwise.
+ * last round had none of its ~25k events stored in one smoke run): batch, unless the environment says otherwise.
  */
 const eventThreadSched = (() => {
   const env = process.env.EVENT_THREAD_SCHED || undefined; // set but empty counts as unset
