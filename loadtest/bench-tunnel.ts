@@ -85,9 +85,9 @@ const cpus = args['pipeline-cpu'] === undefined ? undefined : splitCpus(args['pi
 if (cpus && !args.events) throw new Error('--pipeline-cpu applies only with --events');
 /**
  * The events-on relay's NATS thread at the relay's default (idle), unless the environment sets it.
- * With --pipeline-cpu the tunnel keeps its CPUs busy, so a thread under SCHED_IDLE there would get
- * no CPU during a round and publish after it (out of the measurement; the relay stopped after the
- * last round had none of its ~25k events stored in one smoke run): batch, unless the environment says otherwise.
+ * With --pipeline-cpu the tunnel keeps its CPUs busy, so a thread under SCHED_IDLE there gets no
+ * CPU during a round and publishes after it, out of the measurement (in one smoke run none of the
+ * ~25k events were stored by the end): batch, unless the environment says otherwise.
  */
 const eventThreadSched = (() => {
   const env = process.env.EVENT_THREAD_SCHED || undefined; // set but empty counts as unset
