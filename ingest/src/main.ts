@@ -95,12 +95,26 @@ async function main(): Promise<void> {
     await worker.stop();
     sql.unsubscribe();
     http.close();
-    await nc.drain();
+    // NATS may be stopping at the same moment: one Ctrl-C (or `timeout`) signals every process of
+    // `npm start` at once. Then the drain fails ("connection disconnected"); the batch in hand was
+    // acked or will be delivered again. Close instead: with reconnects forever, a connection left
+    // open would keep this process alive after its shutdown.
+    try {
+      await nc.drain();
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'NATS drain did not finish (server gone?); closing');
+      await nc.close();
+    }
     await ch.close();
     log.info('ingest stopped');
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  const onSignal = (signal: NodeJS.Signals) =>
+    stop(signal).catch((err: unknown) => {
+      log.error({ err: (err as Error).message }, 'shutdown failed');
+      process.exit(1);
+    });
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }
 
 await main();
