@@ -3,10 +3,10 @@
  * output parsing. Every target is on loopback; every run is bounded in time.
  */
 import { execFile, execFileSync, execSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseArgs, promisify } from 'node:util';
 import { type IngestConfig, ingestConfigSchema } from '../ingest/src/config.ts';
-import { procStat } from '../test/helpers/processes.ts';
+import { eachThread, procStat } from '../test/helpers/processes.ts';
 
 export {
   type AppProc,
@@ -220,14 +220,7 @@ export function pinProcess(pid: number, cpus: readonly number[]): void {
 /** Throw unless every thread of the process may run on exactly `cpus`: a pin that did not take must not go unnoticed. */
 export function expectPinned(name: string, pid: number, cpus: readonly number[]): void {
   const want = cpus.join(',');
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let got: string;
-    try {
-      got = allowedCpus(`/proc/${pid}/task/${tid}`).join(',');
-    } catch {
-      continue; // the thread ended meanwhile
-    }
+  for (const { tid, got } of eachThread(pid, (tid, dir) => ({ tid, got: allowedCpus(dir).join(',') })))
     if (got !== want)
       throw new Error(`${name} (pid ${pid}) thread ${tid} may run on CPUs ${got}, not only ${want}`);
-  }
 }

@@ -19,6 +19,21 @@ export function procStat(path: string): { name: string; field: (n: number) => st
   return { name: stat.slice(stat.indexOf('(') + 1, close), field: (n) => rest[n - 3] };
 }
 
+/**
+ * `read(tid, dir)` for each thread of a process (`dir` is `/proc/<pid>/task/<tid>`); a thread that
+ * ends while it is read is left out.
+ */
+export function eachThread<T>(pid: number, read: (tid: number, dir: string) => T): T[] {
+  const task = `/proc/${pid}/task`;
+  return readdirSync(task).flatMap((tid) => {
+    try {
+      return [read(Number(tid), `${task}/${tid}`)];
+    } catch {
+      return []; // the thread ended meanwhile
+    }
+  });
+}
+
 /** Linux scheduling policies as /proc/<pid>/task/<tid>/stat shows them (field 41; sched(7)). */
 export const SCHED = { OTHER: 0, BATCH: 3, IDLE: 5 } as const;
 
@@ -104,14 +119,9 @@ export class Proc {
 
   /** Scheduling policy of each of the process's threads (SCHED below), with its id and name (from /proc). */
   threadScheduling(): { tid: number; thread: string; policy: number }[] {
-    const dir = `/proc/${this.pid}/task`;
-    return readdirSync(dir).flatMap((tid) => {
-      try {
-        const { name, field } = procStat(`${dir}/${tid}/stat`);
-        return [{ tid: Number(tid), thread: name, policy: Number(field(41)) }];
-      } catch {
-        return []; // the thread ended meanwhile
-      }
+    return eachThread(this.pid, (tid, dir) => {
+      const { name, field } = procStat(`${dir}/stat`);
+      return { tid, thread: name, policy: Number(field(41)) };
     });
   }
 
